@@ -1,0 +1,242 @@
+"""FlowRL-style flow-policy agent (Lv et al. 2025, bytedance/FlowRL) with pluggable ODE/SDE samplers and paths.
+
+By default it behaves like the reference: a velocity network sampled with one midpoint step on the linear (CondOT)
+path, twin critics, IQL-style buffer critics with an expectile V, and the policy loss
+    L_pi = -mean(Q(s, pi(s))) + mean(w) * L_cfm,   w = clamp(lambda * exp(d - mean d), 1e-3, 1),
+    d = relu(Q_buf(s, a) - Q(s, pi(s))),  L_cfm = mse(v(s, x_t, t), u_t) reduced to a scalar first.
+Every deviation from the reference is a named field of FlowRLConfig whose default is the reference's value.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.buffers import Batch, ReplayBuffer
+from core.config import TrainConfig
+from core.networks import EnsembleLinear, soft_update, xavier_init
+from ideas.ode_solvers.paths import ProbabilityPath
+from ideas.ode_solvers.samplers import FlowSampler, nfe_per_action
+
+
+@dataclass
+class FlowRLConfig(TrainConfig):
+    idea: str = "ode_solvers"
+    # --- the study's knobs
+    solver: str = "midpoint"  # ODE solver (samplers.ODE_SOLVERS); FlowRL hard-codes midpoint
+    flow_steps: int = 1  # solver steps per action (FlowRL: 1 midpoint step = 2 velocity evaluations)
+    path: str = "linear"  # probability path (paths.PATHS); FlowRL: linear (CondOT)
+    polynomial_n: float = 2.0  # exponent of the polynomial path
+    use_ode_solver: bool = False  # explicit RK methods through flow_matching's ODESolver instead of the unrolled loop
+    sde_noise: float = 0.0  # Flow-GRPO noise level a of the exploration SDE sampler (0 = ODE, the reference)
+    sde_window_start: int = 0  # first solver step that is stochastic when sde_noise > 0
+    sde_window_end: int = -1  # one past the last stochastic step (-1 = flow_steps)
+    # --- networks and optimisation (FlowRL's defaults)
+    hidden: int = 512  # width of every network
+    lr: float = 3e-4  # Adam learning rate of all six networks
+    gamma: float = 0.99  # discount
+    reg_lambda: float = 0.1  # lambda of the flow-matching weight w
+    expectile: float = 0.9  # expectile of V (0.8 suggested for HumanoidBench)
+    target_tau: float = 0.95  # target <- (1 - tau) target + tau online; FlowRL's 0.95 is nearly a hard copy
+    target_update_interval: int = 2  # updates between target updates (a standard soft update: tau 0.005, 1)
+    policy_delay: int = 2  # critic updates per policy update
+    # --- reference quirks, each a flag whose default is the reference's behaviour
+    per_sample_weight: bool = False  # True: mean(w * per-sample mse) instead of mean(w) * scalar mse
+    x0_clip: float = 1.0  # x0 = clamp(N(0, I), -x0_clip, x0_clip); 0 = unclamped Gaussian noise
+    exploration_noise: float = 0.0  # Gaussian noise added to exploration actions ("we set the noise to 0")
+    # --- FlowRL's replay and schedule
+    recent_fraction: float = 0.2  # 80% uniform + 20% from the newest transitions
+    recent_window: int = 2048
+    warmup_steps: int = 5_000
+    timing_every: int = 1_000  # updates between timings of the target sampler (perf/sampler_ms)
+
+
+class VelocityField(nn.Module):
+    """FlowRL's Policy_flow: cat(state, x, t) -> 512 -> LN -> ELU -> 512 -> LN -> ELU -> act (t a raw scalar)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(obs_dim + act_dim + 1, hidden), nn.LayerNorm(hidden), nn.ELU(),
+            nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ELU(),
+            nn.Linear(hidden, act_dim))
+        xavier_init(self)
+
+    def forward(self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, x, t], -1))
+
+
+class Critic(nn.Module):
+    """`members` FlowRL critics as one batched network: Linear, LN, Linear, LN, GELU, Linear, LN, GELU, Linear, LN,
+    then a scalar head. Input (B, in) -> (members, B, 1)."""
+
+    def __init__(self, members: int, in_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.members = members
+        self.net = nn.Sequential(
+            EnsembleLinear(members, in_dim, hidden), nn.LayerNorm(hidden),
+            EnsembleLinear(members, hidden, hidden), nn.LayerNorm(hidden), nn.GELU(),
+            EnsembleLinear(members, hidden, hidden), nn.LayerNorm(hidden), nn.GELU(),
+            EnsembleLinear(members, hidden, hidden), nn.LayerNorm(hidden),
+            EnsembleLinear(members, hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.expand(self.members, *x.shape))
+
+
+def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
+    """IQL's asymmetric L2: |tau - 1(diff < 0)| * diff^2, diff = target - V."""
+    weight = torch.where(diff > 0, expectile, 1.0 - expectile)
+    return (weight * diff.pow(2)).mean()
+
+
+class FlowRLAgent:
+    """act / sample / update / state_dict, as core.agent.Agent asks."""
+
+    def __init__(self, cfg: FlowRLConfig, obs_dim: int, act_dim: int, device: torch.device) -> None:
+        self.cfg, self.device, self.act_dim = cfg, device, act_dim
+        self.velocity = VelocityField(obs_dim, act_dim, cfg.hidden).to(device)
+        self.critic = Critic(2, obs_dim + act_dim, cfg.hidden).to(device)  # Q1, Q2 for the policy's actions
+        self.buffer_critic = Critic(2, obs_dim + act_dim, cfg.hidden).to(device)  # behaviour-optimal Q_buf pair
+        self.value = Critic(1, obs_dim, cfg.hidden).to(device)  # V(s), expectile of Q_buf
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.buffer_critic_target = copy.deepcopy(self.buffer_critic).requires_grad_(False)
+        opt = dict(lr=cfg.lr)
+        self.velocity_opt = torch.optim.Adam(self.velocity.parameters(), **opt)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), **opt)
+        self.buffer_critic_opt = torch.optim.Adam(self.buffer_critic.parameters(), **opt)
+        self.value_opt = torch.optim.Adam(self.value.parameters(), **opt)
+
+        self.path = ProbabilityPath(cfg.path, polynomial_n=cfg.polynomial_n)
+        window_end = cfg.flow_steps if cfg.sde_window_end < 0 else cfg.sde_window_end
+        self.sampler = FlowSampler(cfg.solver, cfg.flow_steps, self.path, use_ode_solver=cfg.use_ode_solver,
+                                   sde_noise=cfg.sde_noise, sde_window=(cfg.sde_window_start, window_end))
+        self.updates = 0
+        self.sampler_ms = float("nan")  # last timed target-sampler call (batch_size actions)
+
+        self.critic_step = self._critic_step
+        self.policy_step = self._policy_step
+        if cfg.compile:  # same functions, compiled; eager remains the fallback (compile=false)
+            self.critic_step = torch.compile(self._critic_step)
+            self.policy_step = torch.compile(self._policy_step)
+
+    # ----------------------------------------------------------------- sampling actions
+    def noise(self, batch: int) -> torch.Tensor:
+        """x0 = clamp(N(0, I), -c, c) as FlowRL (c = 0: plain Gaussian)."""
+        x0 = torch.randn(batch, self.act_dim, device=self.device)
+        return x0.clamp(-self.cfg.x0_clip, self.cfg.x0_clip) if self.cfg.x0_clip > 0 else x0
+
+    def policy(self, obs: torch.Tensor, stochastic: bool = False) -> torch.Tensor:
+        """tanh(x1), x1 integrated from x0 along the velocity field; differentiable when grad is enabled."""
+        x1 = self.sampler(lambda x, t: self.velocity(obs, x, t), self.noise(obs.shape[0]), stochastic=stochastic)
+        return torch.tanh(x1)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        """Exploration may use the SDE sampler and Gaussian noise; evaluation is always the ODE."""
+        action = self.policy(obs, stochastic=explore and self.cfg.sde_noise > 0)
+        if explore and self.cfg.exploration_noise > 0:
+            action = (action + self.cfg.exploration_noise * torch.randn_like(action)).clamp(-1, 1)
+        return action
+
+    def sample(self, buffer: ReplayBuffer) -> Batch:
+        """FlowRL's replay: 80% uniform, 20% from the newest transitions (recent_fraction/recent_window)."""
+        return buffer.sample(self.cfg.batch_size)
+
+    # ----------------------------------------------------------------- updates
+    def _critic_step(self, obs, action, reward, next_obs, mask, next_action) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        with torch.no_grad():
+            sa = torch.cat([obs, action], -1)
+            q_target = reward + cfg.gamma * mask * self.critic_target(torch.cat([next_obs, next_action], -1)).min(0)[0]
+            buf_target = reward + cfg.gamma * mask * self.value(next_obs)[0]
+            v_target = self.buffer_critic_target(sa).min(0)[0]
+        q = self.critic(sa)
+        critic_loss = F.mse_loss(q, q_target.expand_as(q)) * 2  # sum of the two critics' MSE
+        q_buf = self.buffer_critic(sa)
+        buffer_critic_loss = F.mse_loss(q_buf, buf_target.expand_as(q_buf)) * 2
+        value_loss = expectile_loss(v_target - self.value(obs)[0], cfg.expectile)
+        for opt in (self.critic_opt, self.buffer_critic_opt, self.value_opt):
+            opt.zero_grad(set_to_none=True)
+        (critic_loss + buffer_critic_loss + value_loss).backward()  # disjoint parameters: one backward for all three
+        for opt in (self.critic_opt, self.buffer_critic_opt, self.value_opt):
+            opt.step()
+        return {"train/critic_loss": critic_loss.detach(), "train/buffer_critic_loss": buffer_critic_loss.detach(),
+                "train/value_loss": value_loss.detach(), "train/q": q.detach().mean()}
+
+    def _policy_step(self, obs, action, x0, t) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        pi = self.policy(obs)
+        self.critic.requires_grad_(False)  # the policy loss needs dQ/da only, not critic parameter gradients
+        q_pi = self.critic(torch.cat([obs, pi], -1)).min(0)[0]
+        self.critic.requires_grad_(True)
+        with torch.no_grad():
+            q_buf = self.buffer_critic(torch.cat([obs, action], -1)).min(0)[0]
+            d = F.relu(q_buf - q_pi)
+            w = torch.clamp(cfg.reg_lambda * torch.exp(d - d.mean()), 1e-3, 1.0)
+        x_t, u_t = self.path.interpolate(x0, action, t)
+        per_sample = (self.velocity(obs, x_t, t) - u_t).pow(2).mean(-1, keepdim=True)
+        cfm = (w * per_sample).mean() if cfg.per_sample_weight else w.mean() * per_sample.mean()
+        policy_loss = -q_pi.mean() + cfm
+        self.velocity_opt.zero_grad(set_to_none=True)
+        policy_loss.backward()
+        self.velocity_opt.step()
+        return {"train/policy_loss": policy_loss.detach(), "train/cfm_loss": per_sample.detach().mean(),
+                "train/flow_weight": w.mean(), "train/q_pi": q_pi.detach().mean()}
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Critics every update; the policy every policy_delay; targets every target_update_interval."""
+        cfg = self.cfg
+        timed = self.updates % cfg.timing_every == 0
+        with torch.no_grad():
+            if timed:
+                self._sync()
+                t0 = time.perf_counter()
+            next_action = self.policy(batch.next_obs)
+            if timed:
+                self._sync()
+                self.sampler_ms = 1e3 * (time.perf_counter() - t0)
+        metrics = self.critic_step(batch.obs, batch.action, batch.reward, batch.next_obs, batch.mask, next_action)
+        if self.updates % cfg.policy_delay == 0:
+            x0 = self.noise(batch.obs.shape[0])
+            t = self.path.sample_t(batch.obs.shape[0], self.device)
+            metrics |= self.policy_step(batch.obs, batch.action, x0, t)
+        if self.updates % cfg.target_update_interval == 0:
+            soft_update(self.critic_target, self.critic, cfg.target_tau)
+            soft_update(self.buffer_critic_target, self.buffer_critic, cfg.target_tau)
+        self.updates += 1
+        metrics["perf/sampler_ms"] = self.sampler_ms  # a float, logged with the rest at the next train.csv row
+        metrics["perf/nfe_per_action"] = self.sampler.nfe
+        return metrics
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def summary(self) -> dict[str, float]:
+        """Idea-specific summary.json keys: NFE per action and the sampler's time per batch."""
+        return {"nfe_per_action": nfe_per_action(self.cfg.solver, self.cfg.flow_steps) if self.cfg.solver != "dopri5"
+                else self.sampler.nfe, "sampler_ms_per_batch": self.sampler_ms, "solver": self.cfg.solver,
+                "path": self.cfg.path, "flow_steps": self.cfg.flow_steps}
+
+    # ----------------------------------------------------------------- checkpoints
+    def _modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
+        return dict(velocity=self.velocity, critic=self.critic, buffer_critic=self.buffer_critic, value=self.value,
+                    critic_target=self.critic_target, buffer_critic_target=self.buffer_critic_target,
+                    velocity_opt=self.velocity_opt, critic_opt=self.critic_opt,
+                    buffer_critic_opt=self.buffer_critic_opt, value_opt=self.value_opt)
+
+    def state_dict(self) -> dict:
+        """All six networks, four optimisers and the update counter."""
+        return {k: m.state_dict() for k, m in self._modules().items()} | {"updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from state_dict()."""
+        for k, m in self._modules().items():
+            m.load_state_dict(state[k])
+        self.updates = state["updates"]

@@ -1,0 +1,38 @@
+"""FlowRL-style agent with pluggable samplers and paths:
+`python -m ideas.ode_solvers.run solver=rk4 path=plv flow_steps=2 task=dog-run seed=0`."""
+
+import hydra
+from hydra.core.config_store import ConfigStore
+
+from core.config import at_least, choose
+from core.launch import launch
+from ideas.ode_solvers.agent import FlowRLAgent, FlowRLConfig
+from ideas.ode_solvers.paths import PATHS
+from ideas.ode_solvers.samplers import ODE_SOLVERS, UNROLLED, degenerate_comparison
+
+ConfigStore.instance().store(name="ode_solvers_schema", node=FlowRLConfig)
+
+
+def validate(cfg: FlowRLConfig) -> None:
+    """The study's own knobs; raises core.config.ConfigError with one line."""
+    choose("solver", cfg.solver, ODE_SOLVERS)
+    choose("path", cfg.path, PATHS)
+    at_least("flow_steps", cfg.flow_steps, 1)
+    at_least("hidden", cfg.hidden, 1)
+    at_least("policy_delay", cfg.policy_delay, 1)
+    at_least("target_update_interval", cfg.target_update_interval, 1)
+    at_least("sde_noise", cfg.sde_noise, 0.0)
+    if cfg.sde_noise > 0:
+        choose("solver (the SDE sampler mixes with explicit Runge-Kutta steps only)", cfg.solver, sorted(UNROLLED))
+    warning = degenerate_comparison(cfg.solver, cfg.flow_steps)
+    if warning:
+        print(f"warning: {warning}")
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg) -> None:
+    launch(cfg, FlowRLConfig, FlowRLAgent, validate)
+
+
+if __name__ == "__main__":
+    main()

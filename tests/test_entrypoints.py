@@ -1,0 +1,137 @@
+"""The real entry points, run as a user would (subprocess, real physics, tiny networks and budgets)."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["steps=3000", "warmup_steps=500", "eval_every=1000", "eval_episodes=1", "log_every=500",
+        "checkpoint_every=1000", "hidden=32", "batch_size=64", "torch_threads=1"]
+
+
+def run(module: str, *overrides: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MUJOCO_GL="disable", WANDB_SILENT="true")
+    return subprocess.run([sys.executable, "-m", module, *overrides], cwd=kwargs.pop("cwd", ROOT), env=env,
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def eval_rows(run_dir: Path) -> list[dict]:
+    """eval.csv without wall_s (wall-clock time legitimately differs between an interrupted run and another)."""
+    with open(run_dir / "eval.csv") as f:
+        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
+
+
+def test_sac_run_writes_design_files_and_wandb_offline(tmp_path):
+    out = run("core.run", "task=cartpole-swingup", *TINY, "wandb.mode=offline", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["step"] == 3000
+    assert summary["env_steps_per_s"] > 0 and summary["wall_s"] > 0 and summary["final_return"] >= 0
+    rows = list(csv.DictReader(open(tmp_path / "eval.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 1000, 2000, 3000]
+    assert all(int(r["frame"]) == int(r["step"]) for r in rows)  # action_repeat 1
+    train = list(csv.DictReader(open(tmp_path / "train.csv")))
+    assert {"step", "frame", "train/critic_loss", "time/env_steps_per_s"} <= set(train[-1])
+    assert (tmp_path / ".hydra" / "config.yaml").exists() and (tmp_path / "checkpoint.pt").exists()
+    offline = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and list(offline[0].glob("*.wandb")), "a real wandb offline run file"
+    # a complete run is not trained again
+    again = run("core.run", "task=cartpole-swingup", *TINY, "wandb.mode=disabled", f"hydra.run.dir={tmp_path}")
+    assert again.returncode == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["wall_s"] == summary["wall_s"]
+
+
+def test_action_repeat_counts_frames(tmp_path):
+    out = run("core.run", "task=cartpole-swingup", *TINY, "steps=1000", "action_repeat=2", "wandb.mode=disabled",
+              f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "eval.csv")))
+    assert [(int(r["step"]), int(r["frame"])) for r in rows] == [(0, 0), (1000, 2000)]
+
+
+@pytest.mark.parametrize(
+    "module, override, expected",
+    [
+        ("core.run", "task=dog-flyy", "dog-fly"),
+        ("core.run", "steps=-5", "steps must be >= 0"),
+        ("core.run", "device=tpu", "valid choices: auto, cpu, cuda"),
+        ("core.run", "wandb.mode=sometimes", "offline, online, disabled"),
+        ("ideas.ode_solvers.run", "solver=rk5", "euler, midpoint, heun2, heun3, rk4"),
+        ("ideas.ode_solvers.run", "path=plvv", "linear, plv, cosine, polynomial, vp"),
+    ],
+)
+def test_bad_config_fails_fast_with_one_line_and_writes_nothing(tmp_path, module, override, expected):
+    run_dir = tmp_path / "existing"
+    run_dir.mkdir()
+    (run_dir / "eval.csv").write_text("keep me")
+    start = time.perf_counter()
+    out = run(module, override, f"hydra.run.dir={run_dir}", timeout=60)
+    assert time.perf_counter() - start < 10
+    assert out.returncode != 0
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], out.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == ["eval.csv"] and (run_dir / "eval.csv").read_text() == "keep me"
+    fresh = tmp_path / "fresh"
+    run(module, override, f"hydra.run.dir={fresh}", timeout=60)
+    assert not fresh.exists()
+
+
+def test_sigkill_then_resume_gives_the_same_eval_csv(tmp_path):
+    common = ["task=cartpole-swingup", *TINY, "steps=4000", "wandb.mode=disabled"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run("core.run", *common, f"hydra.run.dir={straight}").returncode == 0
+
+    env = dict(os.environ, MUJOCO_GL="disable")
+    proc = subprocess.Popen([sys.executable, "-m", "core.run", *common, f"hydra.run.dir={killed}"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let it run on past the checkpoint, so rows after it must be rewound
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((killed / "summary.json").read_text())["status"] == "running"
+
+    resumed = run("core.run", *common, f"hydra.run.dir={killed}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["resumed"] is True and summary["status"] == "complete"
+    assert eval_rows(killed) == eval_rows(straight)
+
+
+@pytest.mark.slow
+def test_joblib_multirun_two_jobs(tmp_path):
+    out = run("core.run", "-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, "steps=1000",
+              "wandb.mode=disabled", f"hydra.sweep.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = sorted(p.parent for p in tmp_path.glob("*/summary.json"))
+    assert len(runs) == 2 and ["seed=0" in p.name for p in runs] == [True, False]  # dir = the job's overrides
+    for run_dir in runs:
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "complete"
+    # a sweep re-run fills in only what is missing: delete one run and run the sweep again
+    walls = {p: json.loads((p / "summary.json").read_text())["wall_s"] for p in runs}
+    shutil.rmtree(runs[0])
+    out = run("core.run", "-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, "steps=1000",
+              "wandb.mode=disabled", f"hydra.sweep.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((runs[1] / "summary.json").read_text())["wall_s"] == walls[runs[1]]  # untouched
+    assert json.loads((runs[0] / "summary.json").read_text())["status"] == "complete"  # redone
+
+
+@pytest.mark.slow
+def test_submitit_local_multirun(tmp_path):
+    out = run("core.run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "seed=0,1",
+              *TINY, "steps=600", "eval_every=300", "wandb.mode=disabled", f"hydra.sweep.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summaries = list(tmp_path.glob("*/summary.json"))
+    assert len(summaries) == 2
+    assert all(json.loads(p.read_text())["status"] == "complete" for p in summaries)
