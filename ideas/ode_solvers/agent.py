@@ -54,6 +54,7 @@ class FlowRLConfig(TrainConfig):
     recent_window: int = 2048
     warmup_steps: int = 5_000
     timing_every: int = 1_000  # updates between timings of the target sampler (perf/sampler_ms)
+    compile_mode: str | None = None  # torch.compile mode on CUDA ("reduce-overhead" = CUDA graphs; None = default)
 
 
 class VelocityField(nn.Module):
@@ -106,7 +107,9 @@ class FlowRLAgent:
         self.value = Critic(1, obs_dim, cfg.hidden).to(device)  # V(s), expectile of Q_buf
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.buffer_critic_target = copy.deepcopy(self.buffer_critic).requires_grad_(False)
-        opt = dict(lr=cfg.lr)
+        on_cuda = device.type == "cuda"
+        opt = dict(lr=cfg.lr, capturable=cfg.compile and on_cuda)  # capturable: the step stays on the GPU
+        self.bf16 = cfg.bf16 and on_cuda  # CPUs gain nothing from bf16 autocast here
         self.velocity_opt = torch.optim.Adam(self.velocity.parameters(), **opt)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), **opt)
         self.buffer_critic_opt = torch.optim.Adam(self.buffer_critic.parameters(), **opt)
@@ -122,8 +125,13 @@ class FlowRLAgent:
         self.critic_step = self._critic_step
         self.policy_step = self._policy_step
         if cfg.compile:  # same functions, compiled; eager remains the fallback (compile=false)
-            self.critic_step = torch.compile(self._critic_step)
-            self.policy_step = torch.compile(self._policy_step)
+            mode = cfg.compile_mode if on_cuda else None
+            self.critic_step = torch.compile(self._critic_step, mode=mode)
+            self.policy_step = torch.compile(self._policy_step, mode=mode)
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast for forward passes when cfg.bf16 on CUDA; a no-op otherwise (losses stay float32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     # ----------------------------------------------------------------- sampling actions
     def noise(self, batch: int) -> torch.Tensor:
@@ -139,7 +147,8 @@ class FlowRLAgent:
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         """Exploration may use the SDE sampler and Gaussian noise; evaluation is always the ODE."""
-        action = self.policy(obs, stochastic=explore and self.cfg.sde_noise > 0)
+        with self.autocast():
+            action = self.policy(obs, stochastic=explore and self.cfg.sde_noise > 0).float()
         if explore and self.cfg.exploration_noise > 0:
             action = (action + self.cfg.exploration_noise * torch.randn_like(action)).clamp(-1, 1)
         return action
@@ -151,16 +160,19 @@ class FlowRLAgent:
     # ----------------------------------------------------------------- updates
     def _critic_step(self, obs, action, reward, next_obs, mask, next_action) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        with torch.no_grad():
-            sa = torch.cat([obs, action], -1)
-            q_target = reward + cfg.gamma * mask * self.critic_target(torch.cat([next_obs, next_action], -1)).min(0)[0]
-            buf_target = reward + cfg.gamma * mask * self.value(next_obs)[0]
-            v_target = self.buffer_critic_target(sa).min(0)[0]
-        q = self.critic(sa)
+        sa = torch.cat([obs, action], -1)
+        with torch.no_grad(), self.autocast():
+            next_q = self.critic_target(torch.cat([next_obs, next_action], -1)).min(0)[0].float()
+            q_target = reward + cfg.gamma * mask * next_q
+            buf_target = reward + cfg.gamma * mask * self.value(next_obs)[0].float()
+            v_target = self.buffer_critic_target(sa).min(0)[0].float()
+        with self.autocast():
+            q = self.critic(sa).float()
+            q_buf = self.buffer_critic(sa).float()
+            v = self.value(obs)[0].float()
         critic_loss = F.mse_loss(q, q_target.expand_as(q)) * 2  # sum of the two critics' MSE
-        q_buf = self.buffer_critic(sa)
         buffer_critic_loss = F.mse_loss(q_buf, buf_target.expand_as(q_buf)) * 2
-        value_loss = expectile_loss(v_target - self.value(obs)[0], cfg.expectile)
+        value_loss = expectile_loss(v_target - v, cfg.expectile)
         for opt in (self.critic_opt, self.buffer_critic_opt, self.value_opt):
             opt.zero_grad(set_to_none=True)
         (critic_loss + buffer_critic_loss + value_loss).backward()  # disjoint parameters: one backward for all three
@@ -171,16 +183,19 @@ class FlowRLAgent:
 
     def _policy_step(self, obs, action, x0, t) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        pi = self.policy(obs)
-        self.critic.requires_grad_(False)  # the policy loss needs dQ/da only, not critic parameter gradients
-        q_pi = self.critic(torch.cat([obs, pi], -1)).min(0)[0]
-        self.critic.requires_grad_(True)
+        x_t, u_t = self.path.interpolate(x0, action, t)
+        with self.autocast():
+            pi = self.policy(obs)
+            self.critic.requires_grad_(False)  # the policy loss needs dQ/da only, not critic parameter gradients
+            q_pi = self.critic(torch.cat([obs, pi], -1)).min(0)[0].float()
+            self.critic.requires_grad_(True)
+            with torch.no_grad():
+                q_buf = self.buffer_critic(torch.cat([obs, action], -1)).min(0)[0].float()
+            v_pred = self.velocity(obs, x_t, t).float()
         with torch.no_grad():
-            q_buf = self.buffer_critic(torch.cat([obs, action], -1)).min(0)[0]
             d = F.relu(q_buf - q_pi)
             w = torch.clamp(cfg.reg_lambda * torch.exp(d - d.mean()), 1e-3, 1.0)
-        x_t, u_t = self.path.interpolate(x0, action, t)
-        per_sample = (self.velocity(obs, x_t, t) - u_t).pow(2).mean(-1, keepdim=True)
+        per_sample = (v_pred - u_t).pow(2).mean(-1, keepdim=True)
         cfm = (w * per_sample).mean() if cfg.per_sample_weight else w.mean() * per_sample.mean()
         policy_loss = -q_pi.mean() + cfm
         self.velocity_opt.zero_grad(set_to_none=True)
@@ -197,7 +212,8 @@ class FlowRLAgent:
             if timed:
                 self._sync()
                 t0 = time.perf_counter()
-            next_action = self.policy(batch.next_obs)
+            with self.autocast():
+                next_action = self.policy(batch.next_obs).float()
             if timed:
                 self._sync()
                 self.sampler_ms = 1e3 * (time.perf_counter() - t0)
