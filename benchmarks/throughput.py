@@ -1,0 +1,278 @@
+"""Throughput against the hardware floor, measured side by side in one run on the machine at hand.
+
+    python -m benchmarks.throughput [--quick] [--json FILE] [--threads N]
+
+Cases (each a record {case, metric, value, unit, floor, ratio}; ratio = value / floor, so 1.0 is the floor):
+  roofline     float32 matmul GFLOP/s at the update's shapes: the best of them is the compute floor
+  update       each agent's FLOPs per env step (counted op by op with torch's FlopCounterMode on a real update + act)
+               and its measured env steps/s of act + update at dog-run sizes, against roofline / FLOPs
+  env          raw dm_control steps/s against the project's wrapper (dog-run, cartpole-swingup), interleaved
+  sampler      each solver / path / flow_steps: time per action batch against NFE x one velocity evaluation
+  kan          a pykan KANLayer forward+backward against an nn.Linear of the same shape
+Writes benchmarks/results/throughput.json and throughput.md (or --json FILE and FILE with .md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DOG_OBS, DOG_ACT, WIDTH, BATCH = 223, 38, 512, 256  # dog-run sizes, FlowRL's width and batch
+
+
+def record(case: str, metric: str, value: float, unit: str, floor: float | None = None) -> dict:
+    ratio = value / floor if floor else None
+    return dict(case=case, metric=metric, value=round(value, 4), unit=unit,
+                floor=round(floor, 4) if floor else None, ratio=round(ratio, 4) if ratio else None)
+
+
+def best_time(fn, reps: int, warmup: int = 2) -> float:
+    """Median seconds per call of fn over `reps` calls (after warm-up)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+# ----------------------------------------------------------------------------- roofline
+def roofline(reps: int) -> tuple[float, list[dict]]:
+    """GFLOP/s of the matmuls an update at dog-run sizes runs (forward NN, backward NT and TN, batched twins)."""
+    a, w = torch.randn(BATCH, WIDTH), torch.randn(WIDTH, WIDTH)
+    g = torch.randn(BATCH, WIDTH)
+    a2, w2 = torch.randn(2, BATCH, WIDTH), torch.randn(2, WIDTH, WIDTH)
+    flops = 2 * BATCH * WIDTH * WIDTH
+    shapes = {
+        "mm 256x512 @ 512x512 (forward)": (lambda: a @ w, flops),
+        "mm 256x512 @ (512x512)^T (input grad)": (lambda: g @ w.T, flops),
+        "mm (256x512)^T @ 256x512 (weight grad)": (lambda: a.T @ g, flops),
+        "bmm 2x256x512 @ 2x512x512 (twin critics)": (lambda: torch.bmm(a2, w2), 2 * flops),
+    }
+    records = []
+    for name, (fn, n) in shapes.items():
+        gflops = n / best_time(fn, reps * 10) / 1e9
+        records.append(record("roofline", name, gflops, "GFLOP/s"))
+    peak = max(r["value"] for r in records)
+    return peak, records
+
+
+# ----------------------------------------------------------------------------- agents at dog-run sizes
+def make_agent(kind: str, solver: str = "midpoint", flow_steps: int = 1, compile: bool = False):
+    device = torch.device("cpu")
+    if kind == "sac":
+        from core.sac import SAC, SACConfig
+
+        return SAC(SACConfig(hidden=WIDTH, batch_size=BATCH), DOG_OBS, DOG_ACT, device)
+    from ideas.ode_solvers.agent import FlowRLAgent, FlowRLConfig
+
+    cfg = FlowRLConfig(hidden=WIDTH, batch_size=BATCH, solver=solver, flow_steps=flow_steps, compile=compile)
+    return FlowRLAgent(cfg, DOG_OBS, DOG_ACT, device)
+
+
+def full_step_rate(agent, env, buffer, steps: int) -> float:
+    """env steps/s of the training loop's work per step: act, env.step, buffer.add, one update."""
+    obs = env.reset()
+    for _ in range(3):  # warm-up (compilation, allocator)
+        agent.update(agent.sample(buffer))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        action = agent.act(torch.as_tensor(obs).unsqueeze(0), explore=True)[0].numpy()
+        next_obs, reward, terminated, truncated = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated, truncated)
+        obs = env.reset() if terminated or truncated else next_obs
+        agent.update(agent.sample(buffer))
+    return steps / (time.perf_counter() - t0)
+
+
+def flops_per_env_step(agent, buffer) -> float:
+    """FLOPs of one env step's learning work, counted op by op: the mean over two updates (the policy step runs
+    every second one) plus one action."""
+    obs = torch.randn(1, DOG_OBS)
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(2):
+            agent.update(agent.sample(buffer))
+        agent.act(obs, explore=True)
+        agent.act(obs, explore=True)
+    return counter.get_total_flops() / 2
+
+
+def update_cases(peak_gflops: float, steps: int, solvers: list[tuple[str, int]], compile: bool) -> list[dict]:
+    from core.buffers import ReplayBuffer
+    from core.envs import make_env
+
+    env = make_env("dog-run", seed=0)
+    buffer = ReplayBuffer(DOG_OBS, DOG_ACT, 20_000, recent_fraction=0.2)
+    rng = np.random.default_rng(0)
+    obs = env.reset()
+    for _ in range(2_000):
+        action = rng.uniform(-1, 1, DOG_ACT).astype(np.float32)
+        next_obs, reward, terminated, truncated = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated, truncated)
+        obs = env.reset() if terminated or truncated else next_obs
+    records = []
+    variants = [("sac", "-", 0, False)] + [("flowrl", s, k, False) for s, k in solvers]
+    if compile:
+        variants += [("flowrl", s, k, True) for s, k in solvers[:1]]
+    for kind, solver, k, compiled in variants:
+        agent = make_agent(kind, solver, k or 1, compiled)
+        flops = flops_per_env_step(agent, buffer)
+        floor = peak_gflops * 1e9 / flops  # env steps/s if every FLOP ran at the roofline
+        rate = full_step_rate(agent, env, buffer, steps)
+        name = "SAC" if kind == "sac" else f"FlowRL {solver} x{k}" + (" compiled" if compiled else "")
+        records.append(record("update", f"{name}: GFLOP per env step", flops / 1e9, "GFLOP"))
+        records.append(record("update", f"{name}: act+update env steps/s (dog-run, w512, b256)", rate, "steps/s",
+                              floor))
+    return records
+
+
+# ----------------------------------------------------------------------------- environments
+def env_cases(steps: int, rounds: int) -> list[dict]:
+    from dm_control import suite
+
+    from core.envs import make_env
+
+    records = []
+    for task in ("cartpole-swingup", "dog-run"):
+        domain, name = task.split("-")
+        raw = suite.load(domain, name, task_kwargs={"random": 0})
+        ours = make_env(task, seed=0)
+        spec = raw.action_spec()
+        actions = np.random.default_rng(0).uniform(-1, 1, (steps, spec.shape[0])).astype(np.float32)
+
+        def run_raw():
+            raw.reset()
+            for a in actions:
+                raw.step(a)
+
+        def run_ours():
+            ours.reset()
+            for a in actions:
+                ours.step(a)
+
+        raw_t, ours_t = [], []
+        for _ in range(rounds):  # interleaved, so both see the same machine state
+            raw_t.append(best_time(run_raw, 1, warmup=0))
+            ours_t.append(best_time(run_ours, 1, warmup=0))
+        raw_rate, ours_rate = steps / np.median(raw_t), steps / np.median(ours_t)
+        records.append(record("env", f"{task}: raw dm_control steps/s", raw_rate, "steps/s"))
+        records.append(record("env", f"{task}: wrapper steps/s (floor = raw)", ours_rate, "steps/s", raw_rate))
+    return records
+
+
+# ----------------------------------------------------------------------------- samplers
+def sampler_cases(reps: int, grid: list[tuple[str, str, int]]) -> list[dict]:
+    from ideas.ode_solvers.agent import VelocityField
+    from ideas.ode_solvers.paths import ProbabilityPath
+    from ideas.ode_solvers.samplers import FlowSampler
+
+    torch.manual_seed(0)
+    net = VelocityField(DOG_OBS, DOG_ACT, WIDTH)
+    obs, x0 = torch.randn(BATCH, DOG_OBS), torch.randn(BATCH, DOG_ACT).clamp(-1, 1)
+    t = torch.full((BATCH, 1), 0.5)
+
+    def velocity(x, tt):
+        return net(obs, x, tt)
+
+    records = []
+    with torch.no_grad():
+        one_eval = best_time(lambda: velocity(x0, t), reps * 4)
+        records.append(record("sampler", "one velocity evaluation (batch 256)", one_eval * 1e3, "ms"))
+        for solver, path, k in grid:
+            sampler = FlowSampler(solver, k, ProbabilityPath(path))
+            ms = best_time(lambda s=sampler: s(velocity, x0), reps) * 1e3
+            nfe = sampler.nfe
+            # floor: the bare evaluations; value/floor > 1 is the solver's overhead
+            records.append(record("sampler", f"{solver}/{path}/{k} steps: ms per action batch (NFE {nfe:g})", ms,
+                                  "ms", nfe * one_eval * 1e3))
+    return records
+
+
+# ----------------------------------------------------------------------------- KAN
+def kan_cases(reps: int) -> list[dict]:
+    from kan import KANLayer
+
+    x = torch.randn(BATCH, DOG_OBS + DOG_ACT)
+    linear = torch.nn.Linear(DOG_OBS + DOG_ACT, WIDTH)
+    layer = KANLayer(DOG_OBS + DOG_ACT, WIDTH, num=5, k=3, save_plot_data=False)
+
+    def step(module, take_first):
+        out = module(x)
+        (out[0] if take_first else out).sum().backward()
+
+    lin = best_time(lambda: step(linear, False), reps * 4)
+    kan = best_time(lambda: step(layer, True), max(2, reps // 2), warmup=1)
+    return [record("kan", "nn.Linear 261->512 fwd+bwd (batch 256)", lin * 1e3, "ms"),
+            record("kan", "pykan KANLayer 261->512 fwd+bwd (floor = Linear)", kan * 1e3, "ms", lin * 1e3)]
+
+
+# ----------------------------------------------------------------------------- report
+def write(records: list[dict], path: Path, meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=2) + "\n")
+    lines = [f"# Throughput ({meta['command']})", "",
+             f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['threads']} threads; {meta['date']}.", "",
+             "ratio = value / floor. update: floor = roofline GFLOP/s / FLOPs per env step (1.0 = every FLOP at the "
+             "best matmul rate). env: floor = raw dm_control. sampler: floor = NFE x one velocity evaluation "
+             "(ratio - 1 = solver overhead). kan: floor = nn.Linear.", "",
+             "| case | metric | value | unit | floor | ratio |", "|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['case']} | {r['metric']} | {r['value']:g} | {r['unit']} | "
+                     f"{'' if r['floor'] is None else format(r['floor'], 'g')} | "
+                     f"{'' if r['ratio'] is None else format(r['ratio'], '.3f')} |")
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Throughput against the hardware floor.")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and cases (about 3 minutes)")
+    parser.add_argument("--json", type=Path, default=RESULTS / "throughput.json", help="where to write records")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd FlowRL update")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["roofline", "update", "env", "sampler", "kan"])
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quick = args.quick
+    reps = 5 if quick else 20
+    solvers = [("midpoint", 1), ("rk4", 1), ("midpoint", 4), ("rk4", 4), ("implicit_adams", 4)]
+    grid = [(s, p, k) for s in ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
+            for p in ("linear", "plv") for k in (1, 4, 10)]
+    if quick:
+        solvers = solvers[:2] + solvers[3:4]
+        grid = [(s, p, k) for s, p, k in grid if k == 4 and p == "linear"] + [("midpoint", "plv", 4)]
+    peak, records = roofline(reps)
+    if "update" not in args.skip:
+        records += update_cases(peak, 15 if quick else 40, solvers, args.compile)
+    if "env" not in args.skip:
+        records += env_cases(1000 if quick else 3000, 3 if quick else 5)
+    if "sampler" not in args.skip:
+        records += sampler_cases(reps, grid)
+    if "kan" not in args.skip:
+        records += kan_cases(reps)
+    command = "python -m benchmarks.throughput" + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
+    meta = dict(command=command, machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                torch=torch.__version__, threads=torch.get_num_threads(), date=time.strftime("%Y-%m-%d"))
+    write(records, args.json, meta)
+    for r in records:
+        ratio = f"  ratio {r['ratio']:.3f}" if r["ratio"] is not None else ""
+        print(f"{r['case']:9s} {r['metric']:75s} {r['value']:>10.3f} {r['unit']}{ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
