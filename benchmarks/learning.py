@@ -39,17 +39,17 @@ class Case:
 CASES = {
     "sac-cartpole": Case(
         "core.run",
-        ("task=cartpole-swingup", "action_repeat=4", "steps=50000", "warmup_steps=1000", "eval_every=2500",
+        ("task=cartpole-swingup", "action_repeat=4", "steps=25000", "warmup_steps=1000", "eval_every=2500",
          "eval_episodes=5", "log_every=2500", "checkpoint_every=10000"),
         threshold=750, within_frames=200_000, rule="mean",
-        note="SAC, width 256, action repeat 4 (200k frames = 50k agent steps and updates)"),
+        note="SAC, width 256, action repeat 4; trained for 100k frames (25k agent steps and updates)"),
     "flowrl-cartpole": Case(
         "ideas.ode_solvers.run",
-        ("task=cartpole-swingup", "action_repeat=4", "steps=37500", "warmup_steps=2500", "hidden=128",
+        ("task=cartpole-swingup", "action_repeat=4", "steps=30000", "warmup_steps=2500", "hidden=128",
          "eval_every=2500", "eval_episodes=5", "log_every=2500", "checkpoint_every=10000"),
         threshold=600, within_frames=150_000, rule="each",
         note="FlowRL defaults (midpoint, 1 step, linear path) but width 128 and action repeat 4 for the CPU run "
-             "(150k frames = 37.5k agent steps and updates); warm-up 2.5k agent steps = 10k frames"),
+             "(120k frames = 30k agent steps and updates); warm-up 2.5k agent steps = 10k frames"),
 }
 
 
