@@ -91,6 +91,8 @@ def test_specs_dtypes_and_clipping():
     assert env._physics.data.ctrl[0] == 1.0  # clipped to the bound
     env.step(np.array([-7.0]))
     assert env._physics.data.ctrl[0] == -1.0
+    env.step([0.25])  # array-likes are fine
+    assert env._physics.data.ctrl[0] == 0.25
     with pytest.raises(ValueError, match="action shape"):
         env.step(np.zeros(2))
 

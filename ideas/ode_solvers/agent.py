@@ -67,9 +67,18 @@ class VelocityField(nn.Module):
             nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ELU(),
             nn.Linear(hidden, act_dim))
         xavier_init(self)
+        self.obs_dim = obs_dim
 
     def forward(self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([obs, x, t], -1))
+
+    def bind(self, obs: torch.Tensor):
+        """v(x, t) for fixed states: the state's share of the first layer is computed once per action batch, so
+        each solver stage pays only for (x, t) (the same sum as cat(state, x, t) @ W, up to rounding)."""
+        first, rest = self.net[0], self.net[1:]
+        h_obs = F.linear(obs, first.weight[:, : self.obs_dim], first.bias)
+        w_xt = first.weight[:, self.obs_dim:]
+        return lambda x, t: rest(h_obs + F.linear(torch.cat([x, t], -1), w_xt))
 
 
 class Critic(nn.Module):
@@ -141,7 +150,7 @@ class FlowRLAgent:
 
     def policy(self, obs: torch.Tensor, stochastic: bool = False) -> torch.Tensor:
         """tanh(x1), x1 integrated from x0 along the velocity field; differentiable when grad is enabled."""
-        x1 = self.sampler(lambda x, t: self.velocity(obs, x, t), self.noise(obs.shape[0]), stochastic=stochastic)
+        x1 = self.sampler(self.velocity.bind(obs), self.noise(obs.shape[0]), stochastic=stochastic)
         return torch.tanh(x1)
 
     @torch.no_grad()

@@ -176,3 +176,9 @@ def test_cuda_compiled_bf16_update_runs():
     for _ in range(5):
         m = agent.update(agent.sample(buf))
     assert all(np.isfinite(float(v)) for v in m.values())
+
+
+def test_bound_velocity_equals_the_concatenated_network():
+    agent = make()
+    obs, x, t = torch.randn(7, OBS), torch.randn(7, ACT), torch.rand(7, 1)
+    torch.testing.assert_close(agent.velocity.bind(obs)(x, t), agent.velocity(obs, x, t), rtol=1e-5, atol=1e-6)
