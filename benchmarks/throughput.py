@@ -141,6 +141,15 @@ def update_cases(peak_gflops: float, steps: int, solvers: list[tuple[str, int]],
 
 
 # ----------------------------------------------------------------------------- environments
+def time_episode(reset, step, actions: np.ndarray) -> float:
+    """Seconds to reset and step through `actions`."""
+    t0 = time.perf_counter()
+    reset()
+    for a in actions:
+        step(a)
+    return time.perf_counter() - t0
+
+
 def env_cases(steps: int, rounds: int) -> list[dict]:
     from dm_control import suite
 
@@ -154,20 +163,10 @@ def env_cases(steps: int, rounds: int) -> list[dict]:
         spec = raw.action_spec()
         actions = np.random.default_rng(0).uniform(-1, 1, (steps, spec.shape[0])).astype(np.float32)
 
-        def run_raw():
-            raw.reset()
-            for a in actions:
-                raw.step(a)
-
-        def run_ours():
-            ours.reset()
-            for a in actions:
-                ours.step(a)
-
         raw_t, ours_t = [], []
         for _ in range(rounds):  # interleaved, so both see the same machine state
-            raw_t.append(best_time(run_raw, 1, warmup=0))
-            ours_t.append(best_time(run_ours, 1, warmup=0))
+            raw_t.append(time_episode(raw.reset, raw.step, actions))
+            ours_t.append(time_episode(ours.reset, ours.step, actions))
         raw_rate, ours_rate = steps / np.median(raw_t), steps / np.median(ours_t)
         records.append(record("env", f"{task}: raw dm_control steps/s", raw_rate, "steps/s"))
         records.append(record("env", f"{task}: wrapper steps/s (floor = raw)", ours_rate, "steps/s", raw_rate))

@@ -25,25 +25,10 @@ os.environ.setdefault("MUJOCO_GL", "disable")  # state-based only: no GL, and no
 
 from dm_control import _render, suite  # noqa: E402
 from dm_control._render.constants import NO_RENDERER  # noqa: E402
-from dm_control.suite import base, quadruped  # noqa: E402
+from dm_control.suite import base  # noqa: E402
 
 _TASKS: dict[str, tuple[str, str]] = {f"{domain}-{task}": (domain, task) for domain, task in suite.ALL_TASKS}
 _UNBOUNDED = 1e6  # action bounds at least this large (lqr: +-1e10) are treated as unbounded: no rescaling
-
-
-def _quadruped_sensor_names(self, *sensor_types):
-    """quadruped.Physics._get_sensor_names with np.isin: dm_control 1.0.28 calls np.in1d, removed in numpy 2.4."""
-    try:
-        return self._sensor_types_to_names[sensor_types]
-    except KeyError:
-        [sensor_ids] = np.where(np.isin(self.model.sensor_type, sensor_types))
-        names = [self.model.id2name(s_id, "sensor") for s_id in sensor_ids]
-        self._sensor_types_to_names[sensor_types] = names
-        return names
-
-
-if not hasattr(np, "in1d"):
-    quadruped.Physics._get_sensor_names = _quadruped_sensor_names
 
 
 def dmc_tasks() -> list[str]:

@@ -66,6 +66,7 @@ class Logger:
             run_id_file = run_dir / "wandb_id.txt"  # one wandb run per run directory, resumed with it
             if not run_id_file.exists():
                 atomic_write_text(run_id_file, uuid.uuid4().hex[:12])
+            config = config | {"git_commit": self.summary["git_commit"]}
             self.wandb = wandb.init(project=project, entity=entity, group=group, name=name, config=config,
                                     dir=str(run_dir), mode=wandb_mode, id=run_id_file.read_text().strip(),
                                     resume="allow", settings=wandb.Settings(console="off", quiet=True))
