@@ -124,8 +124,9 @@ class ReplayBuffer:
     def state_dict(self) -> dict:
         """Everything needed to continue: the stored part of each array and the ring position."""
         n = self.size
-        arrays = {k: getattr(self, k)[:n].cpu() for k in ("obs", "action", "reward", "next_obs", "terminated",
-                                                          "episode_end")}
+        # clone: a CPU slice is a view, and torch.save would write the whole preallocated storage behind it
+        arrays = {k: getattr(self, k)[:n].cpu().clone() for k in ("obs", "action", "reward", "next_obs",
+                                                                  "terminated", "episode_end")}
         return dict(arrays=arrays, ptr=self.ptr, size=n)
 
     def load_state_dict(self, state: dict) -> None:

@@ -7,6 +7,7 @@ rejects bad values with ONE line naming the valid choices, before any environmen
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import sys
 from collections.abc import Iterable
@@ -106,6 +107,7 @@ def validate_common(cfg: TrainConfig) -> None:
     at_least("log_every", cfg.log_every, 1)
     at_least("checkpoint_every", cfg.checkpoint_every, 1)
     at_least("torch_threads", cfg.torch_threads, 0)
+    at_least("recent_window", cfg.recent_window, 1)
     if not 0.0 <= cfg.recent_fraction <= 1.0:
         raise ConfigError(f"recent_fraction must be in [0, 1], got {cfg.recent_fraction}")
     choose("device", cfg.device, DEVICES)
@@ -128,6 +130,32 @@ def exit_on_bad_config(run_dir: Path, check) -> None:
         except OSError:
             pass
         sys.exit(2)
+
+
+# fields a run may change when it is resumed: budget, hardware and logging; anything else is another experiment
+RESUMABLE_CHANGES = ("steps", "device", "torch_threads", "progress", "wandb", "compile", "compile_mode", "log_every",
+                     "checkpoint_every", "timing_every")
+
+
+def identity(cfg: Any) -> dict:
+    """The config fields that define a run (everything but RESUMABLE_CHANGES), as plain values."""
+    values = OmegaConf.to_container(OmegaConf.structured(cfg))
+    return {k: v for k, v in values.items() if k not in RESUMABLE_CHANGES}
+
+
+def check_same_run(cfg: Any, run_dir: Path) -> None:
+    """Refuse to resume (or skip as complete) a run directory that holds a run of another configuration."""
+    summary = run_dir / "summary.json"
+    if not summary.exists():
+        return
+    previous = json.loads(summary.read_text()).get("config")
+    if previous is None:
+        return
+    current = identity(cfg)
+    changed = sorted(k for k in current.keys() | previous.keys() if current.get(k) != previous.get(k))
+    if changed:
+        raise ConfigError(f"{run_dir} holds a run with other settings ({', '.join(changed)} differ); "
+                          f"choose another hydra.run.dir or restore those values")
 
 
 def save_resolved_config(cfg: Any, run_dir: Path) -> None:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from core.buffers import ReplayBuffer  # noqa: E402
 from core.checkpoint import seed_everything  # noqa: E402
-from core.config import exit_on_bad_config, freeze, save_resolved_config, validate_common  # noqa: E402
+from core.config import check_same_run, exit_on_bad_config, freeze, identity, save_resolved_config, validate_common  # noqa: E402
 from core.envs import make_env  # noqa: E402
 from core.logger import Logger  # noqa: E402
 from core.trainer import Trainer, pick_device  # noqa: E402
@@ -37,6 +37,7 @@ def launch(hydra_cfg: DictConfig, schema: type, make_agent: Callable[[Any, int, 
         validate_common(cfg)
         if validate_idea:
             validate_idea(cfg)
+        check_same_run(cfg, run_dir)
 
     exit_on_bad_config(run_dir, check)  # nothing is built or written before this passes
     save_resolved_config(cfg, run_dir)
@@ -53,7 +54,7 @@ def launch(hydra_cfg: DictConfig, schema: type, make_agent: Callable[[Any, int, 
     group = cfg.wandb.group or f"{cfg.idea}-{cfg.task}-{cfg.experiment}"
     logger = Logger(run_dir, OmegaConf.to_container(OmegaConf.structured(cfg)), cfg.wandb.mode, cfg.wandb.project,
                     cfg.wandb.entity, group, f"seed{cfg.seed}")
-    logger.write_summary(device=str(device), torch_threads=torch.get_num_threads())
+    logger.write_summary(device=str(device), torch_threads=torch.get_num_threads(), config=identity(cfg))
     trainer = Trainer(cfg, env, eval_env, agent, buffer, logger, run_dir, device)
     try:
         return trainer.train()

@@ -70,11 +70,14 @@ class Logger:
             self.wandb = wandb.init(project=project, entity=entity, group=group, name=name, config=config,
                                     dir=str(run_dir), mode=wandb_mode, id=run_id_file.read_text().strip(),
                                     resume="allow", settings=wandb.Settings(console="off", quiet=True))
+            # x-axis = our step column, not wandb's own counter, so rows redone after a resume are not dropped
+            self.wandb.define_metric("*", step_metric="step")
 
     def rewind(self, step: int) -> None:
-        """Drop rows at `step` and later: the checkpoint taken at `step` precedes them, the resumed run redoes them."""
+        """Drop rows the resumed run will log again: evaluations at `step` and later (the evaluation at the
+        checkpoint's step runs after it) and training rows after `step` (the row at `step` is never redone)."""
         self.eval_rows = [r for r in self.eval_rows if int(float(r["step"])) < step]
-        self.train_rows = [r for r in self.train_rows if int(float(r["step"])) < step]
+        self.train_rows = [r for r in self.train_rows if int(float(r["step"])) <= step]
         self._write_csv("eval.csv", EVAL_COLUMNS, self.eval_rows)
         if self.train_columns:
             self._write_csv("train.csv", self.train_columns, self.train_rows)
@@ -85,7 +88,7 @@ class Logger:
         self._write_csv("eval.csv", EVAL_COLUMNS, self.eval_rows)
         if self.wandb:
             self.wandb.log({f"eval/{k}": v for k, v in row.items() if k not in ("step", "frame")} |
-                           {"step": row["step"], "frame": row["frame"]}, step=int(row["step"]))
+                           {"step": row["step"], "frame": row["frame"]})
 
     def log_train(self, row: dict[str, float]) -> None:
         """Append one training row: step, frame, then namespaced metrics (train/, time/, perf/)."""
@@ -95,7 +98,7 @@ class Logger:
         self.train_rows.append(row)
         self._write_csv("train.csv", self.train_columns, self.train_rows)
         if self.wandb:
-            self.wandb.log(dict(row), step=int(row["step"]))
+            self.wandb.log(dict(row))
 
     def write_summary(self, **values: Any) -> None:
         """Update summary.json (status, final_return, env_steps_per_s, wall_s, ...)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -28,6 +29,19 @@ class EnsembleLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm with a scale and shift per member: (members, B, H) -> (members, B, H). A plain nn.LayerNorm on the
+    stacked tensor would make the twins share these parameters."""
+
+    def __init__(self, members: int, features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, 1, features))
+        self.bias = nn.Parameter(torch.zeros(members, 1, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
 
 
 def xavier_init(module: nn.Module) -> None:
@@ -58,7 +72,8 @@ class EnsembleMLP(nn.Module):
         self.members = members
         layers, d = [], in_dim
         for _ in range(depth):
-            layers += [EnsembleLinear(members, d, hidden)] + ([nn.LayerNorm(hidden)] if layer_norm else []) + [act()]
+            norm = [EnsembleLayerNorm(members, hidden)] if layer_norm else []
+            layers += [EnsembleLinear(members, d, hidden), *norm, act()]
             d = hidden
         layers.append(EnsembleLinear(members, d, out_dim))
         self.net = nn.Sequential(*layers)

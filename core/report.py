@@ -2,7 +2,7 @@
 
 A run directory is a folder holding `.hydra/config.yaml`; its `eval.csv`, `train.csv` and `summary.json` are read if
 present. Only complete runs with evaluation rows enter the statistics; every other run is listed with its reason.
-Figures use matplotlib's object API (no pyplot), so importing this module never changes the global backend.
+The figures are drawn by core.figures.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _sort_key(values: tuple) -> list:
 
 
 def _is_number(text: str) -> bool:
-    return math.isfinite(_float(text)) if text != MISSING else False
+    return math.isfinite(_float(text))
 
 
 def assign_groups(runs: list[Run], group_keys: list[str]) -> tuple[list[str], list[str], dict]:
@@ -266,137 +266,11 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         writer.writerows(rows)
 
 
-# ---------------------------------------------------------------- figures
-
-
-def _new_figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=110, layout="constrained")
-
-
-def _palette(names: list[str], cmap_name: str) -> dict:
-    from matplotlib import colormaps
-
-    cmap = colormaps[cmap_name if len(names) <= 10 else "tab20"]
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
-
-
-def _frames_label(runs: list[Run]) -> str:
-    repeats = sorted({r.action_repeat for r in runs if r.action_repeat is not None})
-    text = (f"action repeat {repeats[0]}" if len(repeats) == 1
-            else "action repeat " + "/".join(map(str, repeats)) if repeats else "action repeat unknown")
-    return f"environment steps (frames; {text})"
-
-
-def _seeds_text(counts: list[int]) -> str:
-    lo, hi = min(counts), max(counts)
-    return f"{lo} seed{'s' if lo != 1 else ''} per group" if lo == hi else f"{lo}-{hi} seeds per group"
-
-
-def group_curves(members: list[Run]) -> tuple[np.ndarray, np.ndarray]:
-    """(grid, curves (runs, points)): each run interpolated onto the first run's frames within the common range."""
-    first = members[0].frames
-    lo, hi = max(r.frames[0] for r in members), min(r.frames[-1] for r in members)
-    grid = first[(first >= lo) & (first <= hi)]
-    if grid.size == 0:  # the runs share no frame range; np.interp then holds each run's end values
-        grid = first
-    return grid, np.stack([np.interp(grid, r.frames, r.returns) for r in members])
-
-
-def plot_curves(runs: list[Run], task: str, groups: list[str], colors: dict, legend_title: str, path: Path) -> None:
-    """Evaluation return against env frames for one task: mean and 95% bootstrap band across seeds per group."""
-    from matplotlib.ticker import EngFormatter
-
-    fig = _new_figure(8 if len(groups) <= 5 else 10, 5)
-    ax = fig.add_subplot()
-    counts, task_runs = [], [r for r in runs if r.task == task]
-    for group in groups:
-        members = sorted((r for r in task_runs if r.group == group), key=lambda r: (r.seed is None, r.seed or 0))
-        if not members:
-            continue
-        grid, curves = group_curves(members)
-        mean, lo, hi = analysis.bootstrap_mean_band(curves, BOOTSTRAP_REPS, ALPHA, np.random.default_rng(0))
-        ax.plot(grid, mean, color=colors[group], lw=1.8, marker="o" if grid.size <= 25 else None, ms=3,
-                label=f"{group} (n={len(members)})")
-        ax.fill_between(grid, lo, hi, color=colors[group], alpha=0.2, lw=0)
-        counts.append(len(members))
-    ax.set_xlabel(_frames_label(task_runs))
-    ax.set_ylabel("evaluation return")
-    ax.set_title(f"{task}: mean evaluation return with 95% bootstrap CI ({_seeds_text(counts)})")
-    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-    ax.grid(alpha=0.3)
-    outside = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if len(counts) > 5 else {"loc": "best"}
-    ax.legend(title=legend_title, fontsize=8, title_fontsize=8, **outside)
-    fig.savefig(path)
-
-
-def plot_speed(runs: list[Run], tasks: list[str], groups: list[str], legend_title: str, path: Path) -> None:
-    """Env steps/s (top) and NFE per action (bottom) per group: bars are means per task, dots are seeds."""
-    fig = _new_figure(max(7.0, 0.9 * len(groups) * max(1, len(tasks) / 2) + 3), 7.5)
-    axes = fig.subplots(2, 1, sharex=True)
-    task_colors = _palette(tasks, "Set2")
-    width = 0.8 / len(tasks)
-    jitter = np.random.default_rng(0)
-    panels = (("env_steps_per_s", "env steps per second", "Throughput (wall clock)"),
-              ("nfe", "network evaluations per action", "NFE per action"))
-    for ax, (metric, ylabel, name) in zip(axes, panels, strict=True):
-        drawn = set()
-        for (j, task), (i, group) in itertools.product(enumerate(tasks), enumerate(groups)):
-            values = [v for r in runs if r.task == task and r.group == group
-                      for v in [getattr(r, metric)] if math.isfinite(v)]
-            if not values:
-                continue
-            x = i - 0.4 + width * (j + 0.5)
-            ax.bar(x, np.mean(values), width * 0.9, color=task_colors[task], edgecolor="black", lw=0.5,
-                   label=None if task in drawn else task)
-            ax.scatter(x + jitter.uniform(-0.15, 0.15, len(values)) * width, values, s=12, color="black", zorder=3)
-            drawn.add(task)
-        if not drawn:
-            ax.text(0.5, 0.5, f"not recorded ({metric} missing from summary.json and train.csv)",
-                    transform=ax.transAxes, ha="center", va="center")
-        ax.set_ylabel(ylabel)
-        ax.set_title(name)
-        ax.grid(axis="y", alpha=0.3)
-        if drawn:
-            ax.legend(title="task", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    axes[-1].set_xticks(range(len(groups)), groups, rotation=30, ha="right")
-    axes[-1].set_xlabel(f"group ({legend_title})")
-    fig.suptitle(f"Speed per group: bars = mean over seeds, dots = seeds ({len(runs)} complete runs)")
-    fig.savefig(path)
-
-
-def plot_final_auc(runs: list[Run], tasks: list[str], groups: list[str], colors: dict, path: Path) -> None:
-    """Final return (left) and AUC (right) per run, box plus seeds per group, one row per task."""
-    fig = _new_figure(max(8.0, 2 * (0.55 * len(groups) + 1.6)), 3.6 * len(tasks) + 0.6)
-    axes = fig.subplots(len(tasks), 2, squeeze=False)
-    jitter = np.random.default_rng(0)
-    panels = (("final_return", "final return", "final evaluation return"),
-              ("auc", "AUC", "AUC (mean evaluation return)"))
-    for row, task in enumerate(tasks):
-        present = [g for g in groups if any(r.task == task and r.group == g for r in runs)]
-        n = len([r for r in runs if r.task == task])
-        for col, (metric, name, ylabel) in enumerate(panels):
-            ax = axes[row][col]
-            data = [[getattr(r, metric) for r in runs if r.task == task and r.group == g] for g in present]
-            ax.boxplot(data, positions=range(len(present)), widths=0.5, showfliers=False,
-                       medianprops={"color": "black"})
-            for i, (group, values) in enumerate(zip(present, data, strict=True)):
-                ax.scatter(i + jitter.uniform(-0.12, 0.12, len(values)), values, s=20, color=colors[group],
-                           edgecolor="black", lw=0.4, zorder=3)
-            ax.set_xticks(range(len(present)), present, rotation=30, ha="right")
-            ax.set_title(f"{task}: {name} ({n} runs)")
-            ax.set_ylabel(ylabel)
-            ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Per-run final return and AUC by group (box = quartiles, dots = seeds)")
-    fig.savefig(path)
-
-
 # ---------------------------------------------------------------- markdown
 
 
 def _fmt(x: float, digits: int = 1) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+    return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def _p(x: float) -> str:
@@ -538,7 +412,7 @@ def write_report(
     def rel(p: Path) -> str:
         return os.path.relpath(Path(p).resolve(), out_dir.resolve())
 
-    ctx = {"title": title, "usable": usable, "bad": bad, "tasks": tasks, "groups": used_groups, "rel": rel,
+    ctx = {"title": title, "usable": usable, "bad": bad, "tasks": tasks, "rel": rel,
            "label_keys": "/".join(shown), "fixed": fixed, "reference": reference, "notes": notes,
            "inputs": inputs or unique, "group_rows": group_table(usable, tasks, used_groups),
            "stat_rows": pairwise_tests(usable, tasks, used_groups),
@@ -550,7 +424,10 @@ def write_report(
     _write_csv(out_dir / "stats.csv", ctx["stat_rows"], STAT_COLUMNS)
     _write_csv(out_dir / "aggregate.csv", ctx["agg_rows"], AGG_COLUMNS)
     if usable:
-        colors = _palette(used_groups, "tab10")
+        # imported here: core.figures imports this module, and matplotlib loads only when there is something to plot
+        from core.figures import palette, plot_curves, plot_final_auc, plot_speed
+
+        colors = palette(used_groups, "tab10")
         for task in tasks:
             plot_curves(usable, task, used_groups, colors, ctx["label_keys"], out_dir / _file_name(task))
         plot_speed(usable, tasks, used_groups, ctx["label_keys"], out_dir / "speed.png")

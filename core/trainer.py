@@ -91,7 +91,7 @@ class Trainer:
     # ----------------------------------------------------------------- evaluation
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """cfg.eval_episodes deterministic-policy episodes on the evaluation env."""
+        """cfg.eval_episodes episodes of the agent's evaluation mode (explore=False) on the evaluation env."""
         returns = []
         self.eval_env.reseed(eval_seed(self.cfg.seed, self.step))
         for _ in range(self.cfg.eval_episodes):

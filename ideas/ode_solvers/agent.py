@@ -19,7 +19,7 @@ from torch import nn
 
 from core.buffers import Batch, ReplayBuffer
 from core.config import TrainConfig
-from core.networks import EnsembleLinear, soft_update, xavier_init
+from core.networks import EnsembleLayerNorm, EnsembleLinear, soft_update, xavier_init
 from ideas.ode_solvers.paths import ProbabilityPath
 from ideas.ode_solvers.samplers import FlowSampler, nfe_per_action
 
@@ -49,7 +49,9 @@ class FlowRLConfig(TrainConfig):
     per_sample_weight: bool = False  # True: mean(w * per-sample mse) instead of mean(w) * scalar mse
     x0_clip: float = 1.0  # x0 = clamp(N(0, I), -x0_clip, x0_clip); 0 = unclamped Gaussian noise
     exploration_noise: float = 0.0  # Gaussian noise added to exploration actions ("we set the noise to 0")
-    # --- FlowRL's replay and schedule
+    # --- FlowRL's replay, schedule and speed settings
+    steps: int = 2_000_000  # FlowRL's budget (agent steps = frames at action repeat 1)
+    bf16: bool = True  # FlowRL autocasts to bf16 on CUDA (no effect on CPU)
     recent_fraction: float = 0.2  # 80% uniform + 20% from the newest transitions
     recent_window: int = 2048
     warmup_steps: int = 5_000
@@ -88,11 +90,14 @@ class Critic(nn.Module):
     def __init__(self, members: int, in_dim: int, hidden: int) -> None:
         super().__init__()
         self.members = members
+        def norm() -> EnsembleLayerNorm:
+            return EnsembleLayerNorm(members, hidden)  # each twin its own LayerNorm, as the reference
+
         self.net = nn.Sequential(
-            EnsembleLinear(members, in_dim, hidden), nn.LayerNorm(hidden),
-            EnsembleLinear(members, hidden, hidden), nn.LayerNorm(hidden), nn.GELU(),
-            EnsembleLinear(members, hidden, hidden), nn.LayerNorm(hidden), nn.GELU(),
-            EnsembleLinear(members, hidden, hidden), nn.LayerNorm(hidden),
+            EnsembleLinear(members, in_dim, hidden), norm(),
+            EnsembleLinear(members, hidden, hidden), norm(), nn.GELU(),
+            EnsembleLinear(members, hidden, hidden), norm(), nn.GELU(),
+            EnsembleLinear(members, hidden, hidden), norm(),
             EnsembleLinear(members, hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,6 +118,7 @@ class FlowRLAgent:
         self.velocity = VelocityField(obs_dim, act_dim, cfg.hidden).to(device)
         self.critic = Critic(2, obs_dim + act_dim, cfg.hidden).to(device)  # Q1, Q2 for the policy's actions
         self.buffer_critic = Critic(2, obs_dim + act_dim, cfg.hidden).to(device)  # behaviour-optimal Q_buf pair
+        self.buffer_critic.load_state_dict(self.critic.state_dict())  # the reference starts it as a copy
         self.value = Critic(1, obs_dim, cfg.hidden).to(device)  # V(s), expectile of Q_buf
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.buffer_critic_target = copy.deepcopy(self.buffer_critic).requires_grad_(False)
@@ -133,7 +139,11 @@ class FlowRLAgent:
 
         self.critic_step = self._critic_step
         self.policy_step = self._policy_step
-        if cfg.compile:  # same functions, compiled; eager remains the fallback (compile=false)
+        # torchdiffeq's Adams and dopri5 branch on tensor values: compiled they would break graphs and recompile,
+        # so only the unrolled explicit solvers are compiled (the others run eager, said once at start-up)
+        if cfg.compile and self.sampler.use_ode_solver:
+            print(f"warning: compile=true ignored for solver {cfg.solver} (ODESolver back end); running eager")
+        elif cfg.compile:  # same functions, compiled; eager remains the fallback (compile=false)
             mode = cfg.compile_mode if on_cuda else None
             self.critic_step = torch.compile(self._critic_step, mode=mode)
             self.policy_step = torch.compile(self._policy_step, mode=mode)
@@ -187,19 +197,16 @@ class FlowRLAgent:
         (critic_loss + buffer_critic_loss + value_loss).backward()  # disjoint parameters: one backward for all three
         for opt in (self.critic_opt, self.buffer_critic_opt, self.value_opt):
             opt.step()
-        return {"train/critic_loss": critic_loss.detach(), "train/buffer_critic_loss": buffer_critic_loss.detach(),
-                "train/value_loss": value_loss.detach(), "train/q": q.detach().mean()}
+        metrics = {"train/critic_loss": critic_loss.detach(), "train/buffer_critic_loss": buffer_critic_loss.detach(),
+                   "train/value_loss": value_loss.detach(), "train/q": q.detach().mean()}
+        return metrics, q_buf.detach().min(0)[0]  # Q_buf(s, a) before this step: the policy's d uses it
 
-    def _policy_step(self, obs, action, x0, t) -> dict[str, torch.Tensor]:
+    def _policy_step(self, obs, action, q_buf, x0, t) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         x_t, u_t = self.path.interpolate(x0, action, t)
         with self.autocast():
             pi = self.policy(obs)
-            self.critic.requires_grad_(False)  # the policy loss needs dQ/da only, not critic parameter gradients
             q_pi = self.critic(torch.cat([obs, pi], -1)).min(0)[0].float()
-            self.critic.requires_grad_(True)
-            with torch.no_grad():
-                q_buf = self.buffer_critic(torch.cat([obs, action], -1)).min(0)[0].float()
             v_pred = self.velocity(obs, x_t, t).float()
         with torch.no_grad():
             d = F.relu(q_buf - q_pi)
@@ -208,7 +215,7 @@ class FlowRLAgent:
         cfm = (w * per_sample).mean() if cfg.per_sample_weight else w.mean() * per_sample.mean()
         policy_loss = -q_pi.mean() + cfm
         self.velocity_opt.zero_grad(set_to_none=True)
-        policy_loss.backward()
+        policy_loss.backward(inputs=list(self.velocity.parameters()))  # dQ/da flows through; no critic grads
         self.velocity_opt.step()
         return {"train/policy_loss": policy_loss.detach(), "train/cfm_loss": per_sample.detach().mean(),
                 "train/flow_weight": w.mean(), "train/q_pi": q_pi.detach().mean()}
@@ -226,15 +233,17 @@ class FlowRLAgent:
             if timed:
                 self._sync()
                 self.sampler_ms = 1e3 * (time.perf_counter() - t0)
-        metrics = self.critic_step(batch.obs, batch.action, batch.reward, batch.next_obs, batch.mask, next_action)
+        metrics, q_buf = self.critic_step(batch.obs, batch.action, batch.reward, batch.next_obs, batch.mask,
+                                          next_action)
         if self.updates % cfg.policy_delay == 0:
             x0 = self.noise(batch.obs.shape[0])
             t = self.path.sample_t(batch.obs.shape[0], self.device)
-            metrics |= self.policy_step(batch.obs, batch.action, x0, t)
+            metrics |= self.policy_step(batch.obs, batch.action, q_buf, x0, t)
         if self.updates % cfg.target_update_interval == 0:
             soft_update(self.critic_target, self.critic, cfg.target_tau)
             soft_update(self.buffer_critic_target, self.buffer_critic, cfg.target_tau)
         self.updates += 1
+        metrics = {k: v.clone() for k, v in metrics.items()}  # CUDA-graph outputs are overwritten by the next replay
         metrics["perf/sampler_ms"] = self.sampler_ms  # a float, logged with the rest at the next train.csv row
         metrics["perf/nfe_per_action"] = self.sampler.nfe
         return metrics

@@ -4,12 +4,13 @@
 import hydra
 from hydra.core.config_store import ConfigStore
 
-from core.config import at_least, choose
+from core.config import ConfigError, at_least, choose
 from core.launch import launch
 from ideas.ode_solvers.agent import FlowRLAgent, FlowRLConfig
 from ideas.ode_solvers.paths import PATHS
 from ideas.ode_solvers.samplers import ODE_SOLVERS, UNROLLED, degenerate_comparison
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 ConfigStore.instance().store(name="ode_solvers_schema", node=FlowRLConfig)
 
 
@@ -22,6 +23,18 @@ def validate(cfg: FlowRLConfig) -> None:
     at_least("policy_delay", cfg.policy_delay, 1)
     at_least("target_update_interval", cfg.target_update_interval, 1)
     at_least("sde_noise", cfg.sde_noise, 0.0)
+    at_least("polynomial_n", cfg.polynomial_n, 1.0)
+    at_least("timing_every", cfg.timing_every, 1)
+    for name, value, low, high in [("expectile", cfg.expectile, 0.0, 1.0), ("target_tau", cfg.target_tau, 0.0, 1.0),
+                                   ("gamma", cfg.gamma, 0.0, 1.0), ("reg_lambda", cfg.reg_lambda, 0.0, float("inf"))]:
+        if not low < value <= high:
+            raise ConfigError(f"{name} must be in ({low}, {high}], got {value}")
+    end = cfg.flow_steps if cfg.sde_window_end < 0 else cfg.sde_window_end
+    if not 0 <= cfg.sde_window_start < end <= cfg.flow_steps:
+        raise ConfigError(f"sde window must satisfy 0 <= sde_window_start < sde_window_end <= flow_steps "
+                          f"({cfg.flow_steps}), got [{cfg.sde_window_start}, {cfg.sde_window_end})")
+    if cfg.compile_mode is not None:
+        choose("compile_mode", cfg.compile_mode, COMPILE_MODES)
     if cfg.sde_noise > 0:
         choose("solver (the SDE sampler mixes with explicit Runge-Kutta steps only)", cfg.solver, sorted(UNROLLED))
     warning = degenerate_comparison(cfg.solver, cfg.flow_steps)

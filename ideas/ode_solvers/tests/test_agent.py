@@ -85,13 +85,14 @@ def test_flow_weight_and_scalar_regulariser_match_reference_formula():
         x0 = agent.noise(16)
         t = agent.path.sample_t(16, "cpu")
         twin = copy.deepcopy(agent)
+        with torch.no_grad():
+            q_buf = twin.buffer_critic(torch.cat([batch.obs, batch.action], -1)).min(0)[0]
         torch.manual_seed(5)
-        m = agent._policy_step(batch.obs, batch.action, x0, t)
+        m = agent._policy_step(batch.obs, batch.action, q_buf, x0, t)
         torch.manual_seed(5)
         with torch.no_grad():
             pi = twin.policy(batch.obs)
             q_pi = twin.critic(torch.cat([batch.obs, pi], -1)).min(0)[0]
-            q_buf = twin.buffer_critic(torch.cat([batch.obs, batch.action], -1)).min(0)[0]
             d = torch.relu(q_buf - q_pi)
             w = torch.clamp(0.1 * torch.exp(d - d.mean()), 1e-3, 1.0)
             x_t = t * batch.action + (1 - t) * x0
@@ -125,6 +126,22 @@ def test_sde_exploration_is_stochastic_and_evaluation_is_the_ode():
     torch.testing.assert_close(evaluate, ode)
     assert not torch.allclose(explore, evaluate)
     assert explore.abs().max() <= 1
+
+
+def test_twin_critics_are_independent_networks():
+    """Each member has its own weights and LayerNorm; the buffer critics start as a copy of the critics."""
+    agent = make()
+    norms = [m for m in agent.critic.modules() if type(m).__name__ == "EnsembleLayerNorm"]
+    assert len(norms) == 4 and all(n.weight.shape == (2, 1, 32) for n in norms)
+    for p, q in zip(agent.critic.parameters(), agent.buffer_critic.parameters(), strict=True):
+        assert torch.equal(p, q)
+    with torch.no_grad():
+        norms[0].weight[1].mul_(3.0)  # changing member 1 must leave member 0's output alone
+    sa = torch.randn(5, OBS + ACT)
+    before = agent.critic_target(sa)
+    after = agent.critic(sa)
+    torch.testing.assert_close(after[0], before[0])
+    assert not torch.allclose(after[1], before[1])
 
 
 def test_state_dict_round_trip():
