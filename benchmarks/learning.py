@@ -45,11 +45,11 @@ CASES = {
         note="SAC, width 256, action repeat 4; trained for 100k frames (25k agent steps and updates)"),
     "flowrl-cartpole": Case(
         "ideas.ode_solvers.run",
-        ("task=cartpole-swingup", "action_repeat=4", "steps=30000", "warmup_steps=2500", "hidden=128",
+        ("task=cartpole-swingup", "action_repeat=4", "steps=37500", "warmup_steps=2500", "hidden=128",
          "eval_every=2500", "eval_episodes=5", "log_every=2500", "checkpoint_every=10000"),
         threshold=600, within_frames=150_000, rule="each",
         note="FlowRL defaults (midpoint, 1 step, linear path) but width 128 and action repeat 4 for the CPU run "
-             "(120k frames = 30k agent steps and updates); warm-up 2.5k agent steps = 10k frames"),
+             "(150k frames = 37.5k agent steps and updates); warm-up 2.5k agent steps = 10k frames"),
 }
 
 

@@ -47,6 +47,12 @@ def test_sac_run_writes_design_files_and_wandb_offline(tmp_path):
     again = run("core.run", "task=cartpole-swingup", *TINY, "wandb.mode=disabled", f"hydra.run.dir={tmp_path}")
     assert again.returncode == 0
     assert json.loads((tmp_path / "summary.json").read_text())["wall_s"] == summary["wall_s"]
+    # the same directory with other settings is refused, not resumed or overwritten
+    config = (tmp_path / ".hydra" / "config.yaml").read_text()
+    other = run("core.run", "task=cartpole-swingup", *TINY, "gamma=0.9", "wandb.mode=disabled",
+                f"hydra.run.dir={tmp_path}")
+    assert other.returncode == 2 and "gamma" in other.stderr and len(other.stderr.strip().splitlines()) == 1
+    assert (tmp_path / ".hydra" / "config.yaml").read_text() == config
 
 
 def test_action_repeat_counts_frames(tmp_path):
@@ -106,6 +112,8 @@ def test_sigkill_then_resume_gives_the_same_eval_csv(tmp_path):
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["resumed"] is True and summary["status"] == "complete"
     assert eval_rows(killed) == eval_rows(straight)
+    steps = [int(r["step"]) for r in csv.DictReader(open(killed / "train.csv"))]
+    assert steps == [int(r["step"]) for r in csv.DictReader(open(straight / "train.csv"))]  # no row lost or doubled
 
 
 @pytest.mark.slow
