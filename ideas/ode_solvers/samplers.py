@@ -14,7 +14,6 @@ a window of steps and the chosen RK method elsewhere (MixGRPO / Flow-GRPO-Fast m
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -34,9 +33,6 @@ ADAMS_RK4_STEPS = 2
 ADAMS_MAX_CORRECTOR_ITERS = 4
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
-
-# implicit_adams's corrector often stops at its iteration cap; torchdiffeq warns at every step: say it once a process
-warnings.filterwarnings("once", message="Functional iteration did not converge")
 
 
 class Tableau(NamedTuple):
