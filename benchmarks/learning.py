@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,7 @@ def plot(name: str, case: Case, curves: dict, frames: np.ndarray, mean_curve: np
     ax.axvline(case.within_frames, color="gray", ls=":", lw=1, label=f"budget {case.within_frames:,} frames")
     ax.set_xlabel("environment frames (agent steps x action repeat)")
     ax.set_ylabel("evaluation return (mean of episodes)")
-    ax.set_title(f"{name}: {case.note}", fontsize=8)
+    ax.set_title(textwrap.fill(f"{name}: {case.note}", 110), fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
