@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if "update" not in args.skip:
         records += update_cases(peak, 15 if quick else 40, solvers, args.compile)
     if "env" not in args.skip:
-        records += env_cases(1000, 4 if quick else 10)  # one 1000-frame episode per round
+        records += env_cases(1000, 10)  # one 1000-frame episode per round, rounds interleaved
     if "sampler" not in args.skip:
         records += sampler_cases(reps, grid)
     if "kan" not in args.skip:

@@ -12,14 +12,6 @@ from ideas.ode_solvers.agent import FlowRLAgent, FlowRLConfig, expectile_loss
 OBS, ACT = 6, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make(**overrides) -> FlowRLAgent:
     torch.manual_seed(0)
     cfg = FlowRLConfig(hidden=32, batch_size=16, **overrides)

@@ -44,15 +44,6 @@ def _setup(dtype: torch.dtype = torch.float32, seed: int = 0):
     return net, state, x0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run on one intra-op thread: tensors here are tiny, and on a shared 2-core box two threads spin-wait (10x)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def flowrl_midpoint(v, x0: torch.Tensor, steps: int) -> torch.Tensor:
     """FlowRL's hand-written sampler, transcribed."""
     dt = 1.0 / steps
