@@ -72,6 +72,8 @@ def test_action_repeat_counts_frames(tmp_path):
         ("core.run", "wandb.mode=sometimes", "offline, online, disabled"),
         ("ideas.ode_solvers.run", "solver=rk5", "euler, midpoint, heun2, heun3, rk4"),
         ("ideas.ode_solvers.run", "path=plvv", "linear, plv, cosine, polynomial, vp"),
+        ("ideas.ode_solvers.run", "expectile=1.5", "expectile must be in (0.0, 1.0]"),
+        ("ideas.ode_solvers.run", "flow_steps=0", "flow_steps must be >= 1"),
     ],
 )
 def test_bad_config_fails_fast_with_one_line_and_writes_nothing(tmp_path, module, override, expected):

@@ -21,7 +21,7 @@ from core.buffers import Batch, ReplayBuffer
 from core.config import TrainConfig
 from core.networks import EnsembleLayerNorm, EnsembleLinear, soft_update, xavier_init
 from ideas.ode_solvers.paths import ProbabilityPath
-from ideas.ode_solvers.samplers import FlowSampler, nfe_per_action
+from ideas.ode_solvers.samplers import FlowSampler
 
 
 @dataclass
@@ -123,7 +123,7 @@ class FlowRLAgent:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.buffer_critic_target = copy.deepcopy(self.buffer_critic).requires_grad_(False)
         on_cuda = device.type == "cuda"
-        opt = dict(lr=cfg.lr, fused=True)  # one kernel per optimiser step (CPU and CUDA); capturable under compile
+        opt = dict(lr=cfg.lr, fused=True)  # one kernel per optimiser step, on CPU and CUDA
         self.bf16 = cfg.bf16 and on_cuda  # CPUs gain nothing from bf16 autocast here
         self.velocity_opt = torch.optim.Adam(self.velocity.parameters(), **opt)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), **opt)
@@ -253,10 +253,10 @@ class FlowRLAgent:
             torch.cuda.synchronize(self.device)
 
     def summary(self) -> dict[str, float]:
-        """Idea-specific summary.json keys: NFE per action and the sampler's time per batch."""
-        return {"nfe_per_action": nfe_per_action(self.cfg.solver, self.cfg.flow_steps) if self.cfg.solver != "dopri5"
-                else self.sampler.nfe, "sampler_ms_per_batch": self.sampler_ms, "solver": self.cfg.solver,
-                "path": self.cfg.path, "flow_steps": self.cfg.flow_steps}
+        """Idea-specific summary.json keys: measured NFE per action (last sampler call: implicit_adams and dopri5
+        adapt theirs) and the sampler's time per batch."""
+        return {"nfe_per_action": self.sampler.nfe, "sampler_ms_per_batch": self.sampler_ms,
+                "solver": self.cfg.solver, "path": self.cfg.path, "flow_steps": self.cfg.flow_steps}
 
     # ----------------------------------------------------------------- checkpoints
     def _modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
