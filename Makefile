@@ -15,12 +15,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The primary study's quick preset (solver x path grid on cartpole-swingup, 3 seeds, two jobs in parallel),
-# then its report: multirun/ode_solvers/quick/report.md with figures and stats.csv.
+# The primary study's quick preset (FlowRL's midpoint x1 against rk4 x1 on cartpole-balance, 5 seeds each, two jobs
+# in parallel), then its report: multirun/ode_solvers/quick/report.md with figures and the statistics CSVs.
 run: setup
 	$(BIN)/python -m ideas.ode_solvers.run -m +sweep=quick hydra/launcher=local
 	$(BIN)/python -m ideas.ode_solvers.report multirun/ode_solvers/quick
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -n auto  # one pytest-xdist worker per core

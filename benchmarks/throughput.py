@@ -8,7 +8,8 @@ Cases (each a record {case, metric, value, unit, floor, ratio}; ratio = value / 
                and its measured env steps/s of act + update at dog-run sizes, against roofline / FLOPs
   env          raw dm_control steps/s against the project's wrapper (dog-run, cartpole-swingup), interleaved
   sampler      each solver / path / flow_steps: time per action batch against NFE x one velocity evaluation
-  kan          a pykan KANLayer forward+backward against an nn.Linear of the same shape
+  kan          each critic first layer of ideas/sinckan_critic, fwd+bwd for both critics, against the Linear
+  qss          td3 / d3g / qss n=3 of ideas/qss_chunking at cheetah and dog sizes against roofline / FLOPs
 Writes benchmarks/results/throughput.json and throughput.md (or --json FILE and FILE with .md).
 """
 
@@ -92,7 +93,7 @@ def full_step_rate(agent, env, buffer, steps: int) -> float:
     t0 = time.perf_counter()
     for _ in range(steps):
         action = agent.act(torch.as_tensor(obs).unsqueeze(0), explore=True)[0].numpy()
-        next_obs, reward, terminated, truncated = env.step(action)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated, truncated)
         obs = env.reset() if terminated or truncated else next_obs
         agent.update(agent.sample(buffer))
@@ -121,7 +122,7 @@ def update_cases(peak_gflops: float, steps: int, solvers: list[tuple[str, int]],
     obs = env.reset()
     for _ in range(2_000):
         action = rng.uniform(-1, 1, DOG_ACT).astype(np.float32)
-        next_obs, reward, terminated, truncated = env.step(action)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated, truncated)
         obs = env.reset() if terminated or truncated else next_obs
     records = []
@@ -202,21 +203,105 @@ def sampler_cases(reps: int, grid: list[tuple[str, str, int]]) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- KAN
+KAN_SIZES = (("dog-run", DOG_OBS + DOG_ACT, WIDTH), ("cartpole", 5 + 1, 256))  # critic input -> first hidden layer
+
+
+def interleaved_ms(steps: dict, rounds: int) -> dict[str, float]:
+    """Median ms per call of each step, timed in interleaved rounds (every step once per round), so all see the same
+    machine state; each timing repeats its step enough times to last ~20 ms."""
+    repeats = {}
+    for name, fn in steps.items():
+        fn()  # warm-up (allocator, lazy init)
+        t0 = time.perf_counter()
+        fn()
+        repeats[name] = max(1, round(0.02 / (time.perf_counter() - t0)))
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, fn in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(repeats[name]):
+                fn()
+            times[name].append((time.perf_counter() - t0) / repeats[name])
+    return {name: float(np.median(t)) * 1e3 for name, t in times.items()}
+
+
 def kan_cases(reps: int) -> list[dict]:
-    from kan import KANLayer
+    """Every critic first layer of ideas/sinckan_critic (linear, linear_matched, fourier, sinc, pykan), forward +
+    backward for both critics at batch 256, against the EnsembleLinear of the same in/out, side by side."""
+    from ideas.sinckan_critic.layers import FIRST_LAYERS, make_first_layer
 
-    x = torch.randn(BATCH, DOG_OBS + DOG_ACT)
-    linear = torch.nn.Linear(DOG_OBS + DOG_ACT, WIDTH)
-    layer = KANLayer(DOG_OBS + DOG_ACT, WIDTH, num=5, k=3, save_plot_data=False)
+    records = []
+    for size, in_dim, out_dim in KAN_SIZES:
+        torch.manual_seed(0)
+        x = torch.randn(BATCH, in_dim).expand(2, BATCH, in_dim)  # one input for both critics, as SAC's critic sees
+        layers = {name: make_first_layer(name, out_dim)(2, in_dim, out_dim) for name in FIRST_LAYERS}
 
-    def step(module, take_first):
-        out = module(x)
-        (out[0] if take_first else out).sum().backward()
+        def step(layer, x=x):
+            layer(x).sum().backward()
 
-    lin = best_time(lambda: step(linear, False), reps * 4)
-    kan = best_time(lambda: step(layer, True), max(2, reps // 2), warmup=1)
-    return [record("kan", "nn.Linear 261->512 fwd+bwd (batch 256)", lin * 1e3, "ms"),
-            record("kan", "pykan KANLayer 261->512 fwd+bwd (floor = Linear)", kan * 1e3, "ms", lin * 1e3)]
+        flops = {}
+        for name, layer in layers.items():
+            with FlopCounterMode(display=False) as counter:
+                step(layer)
+            flops[name] = counter.get_total_flops()
+        ms = interleaved_ms({name: (lambda layer=layer: step(layer)) for name, layer in layers.items()},
+                            rounds=max(3, reps))
+        for name in FIRST_LAYERS:
+            params = sum(p.numel() for p in layers[name].parameters() if p.requires_grad)
+            shape = f"{in_dim}->{out_dim}"
+            if name == "linear":
+                records.append(record("kan", f"{size} EnsembleLinear {shape} x2 critics fwd+bwd (batch 256)",
+                                      ms[name], "ms"))
+                continue
+            records.append(record("kan", f"{size} {name} {shape} x2 fwd+bwd; {params / 1e3:.0f}k params, "
+                                         f"{flops[name] / flops['linear']:.1f}x the matmul FLOPs (floor = Linear)",
+                                  ms[name], "ms", ms["linear"]))
+    return records
+
+
+# ----------------------------------------------------------------------------- QSS chunking
+QSS_SIZES = ("cheetah-run", "dog-run")  # 17 obs / 6 actions; 223 / 38
+QSS_ARMS = (("td3", 1, "mlp"), ("d3g", 1, "mlp"), ("qss", 3, "mlp"), ("qss", 3, "gru"))
+QSS_WIDTH = 256  # TD3 / D3G networks: 2 x 256 ReLU, batch 256
+
+
+def qss_cases(peak_gflops: float, steps: int) -> list[dict]:
+    """td3, d3g and qss (n = 3, MLP and GRU decoders) of ideas/qss_chunking at cheetah-run and dog-run sizes: FLOPs
+    per env step (counted over 2n updates and 2n actions: chunk agents plan once per n actions) and act+update env
+    steps/s against roofline / FLOPs."""
+    from core.buffers import ReplayBuffer
+    from core.envs import make_env
+    from ideas.qss_chunking.config import ChunkingConfig
+    from ideas.qss_chunking.run import make_agent
+
+    records = []
+    for task in QSS_SIZES:
+        env = make_env(task, seed=0)
+        buffer = ReplayBuffer(env.obs_dim, env.act_dim, 20_000)
+        rng = np.random.default_rng(0)
+        obs = env.reset()
+        for _ in range(2_000):
+            action = rng.uniform(-1, 1, env.act_dim).astype(np.float32)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            buffer.add(obs, action, reward, next_obs, terminated, truncated)
+            obs = env.reset() if terminated or truncated else next_obs
+        for name, horizon, decoder in QSS_ARMS:
+            cfg = ChunkingConfig(agent=name, horizon=horizon, decoder=decoder, hidden=QSS_WIDTH, batch_size=BATCH)
+            agent = make_agent(cfg, env.obs_dim, env.act_dim, torch.device("cpu"))
+            agent.reset(explore=True)
+            obs_t = torch.as_tensor(obs).unsqueeze(0)
+            with FlopCounterMode(display=False) as counter:
+                for _ in range(2 * horizon):
+                    agent.update(agent.sample(buffer))
+                    agent.act(obs_t, explore=True)
+            flops = counter.get_total_flops() / (2 * horizon)
+            rate = full_step_rate(agent, env, buffer, steps)
+            label = f"qss n={horizon} {decoder}" if name == "qss" else name
+            size = f"{task}, {env.obs_dim} obs, {env.act_dim} act, w{QSS_WIDTH}, b{BATCH}"
+            records.append(record("qss", f"{label}: GFLOP per env step ({size})", flops / 1e9, "GFLOP"))
+            records.append(record("qss", f"{label}: act+update env steps/s ({size})", rate, "steps/s",
+                                  peak_gflops * 1e9 / flops))
+    return records
 
 
 # ----------------------------------------------------------------------------- report
@@ -227,7 +312,8 @@ def write(records: list[dict], path: Path, meta: dict) -> None:
              f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['threads']} threads; {meta['date']}.", "",
              "ratio = value / floor. update: floor = roofline GFLOP/s / FLOPs per env step (1.0 = every FLOP at the "
              "best matmul rate). env: floor = raw dm_control. sampler: floor = NFE x one velocity evaluation "
-             "(ratio - 1 = solver overhead). kan: floor = nn.Linear.", "",
+             "(ratio - 1 = solver overhead). kan: floor = the EnsembleLinear of the same in/out (both critics). "
+             "qss: floor = roofline / FLOPs.", "",
              "| case | metric | value | unit | floor | ratio |", "|---|---|---|---|---|---|"]
     for r in records:
         lines.append(f"| {r['case']} | {r['metric']} | {r['value']:g} | {r['unit']} | "
@@ -242,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=RESULTS / "throughput.json", help="where to write records")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd FlowRL update")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["roofline", "update", "env", "sampler", "kan"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["update", "env", "sampler", "kan", "qss"],
+                        help="cases to leave out (the roofline always runs: it is every floor)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -263,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         records += sampler_cases(reps, grid)
     if "kan" not in args.skip:
         records += kan_cases(reps)
+    if "qss" not in args.skip:
+        records += qss_cases(peak, 15 if quick else 40)
     command = "python -m benchmarks.throughput" + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
     meta = dict(command=command, machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                 torch=torch.__version__, threads=torch.get_num_threads(), date=time.strftime("%Y-%m-%d"))

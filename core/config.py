@@ -6,14 +6,17 @@ rejects bad values with ONE line naming the valid choices, before any environmen
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
 import sys
+import types
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -37,6 +40,11 @@ class WandbConfig:
 class TrainConfig:
     """Fields every idea shares: the loop, evaluation protocol, logging and checkpointing belong to core."""
 
+    # fields a resumed run may change (budget, hardware, logging); any other change is another experiment. A schema
+    # extends it with its own: RESUMABLE = TrainConfig.RESUMABLE + ("my_field",)
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("steps", "device", "torch_threads", "progress", "wandb", "compile",
+                                            "log_every", "checkpoint_every")
+
     # --- what to run
     idea: str = "sac"  # idea name, used in group names and reports
     experiment: str = "default"  # free label grouping runs of one study
@@ -54,7 +62,7 @@ class TrainConfig:
     recent_window: int = 2048  # how many newest transitions count as recent
     # --- evaluation and logging
     eval_every: int = 10_000  # agent steps between evaluations (also evaluated at step 0 and at the end)
-    eval_episodes: int = 5  # deterministic episodes per evaluation
+    eval_episodes: int = 5  # episodes per evaluation, in the agent's evaluation mode (act(explore=False))
     log_every: int = 1_000  # agent steps between train.csv rows
     checkpoint_every: int = 10_000  # agent steps between checkpoints (taken at the next episode end)
     progress: bool = True  # progress bar on a terminal (never in CI or when output is redirected)
@@ -96,6 +104,8 @@ def validate_common(cfg: TrainConfig) -> None:
         check_task(cfg.task)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"seed must be in [0, 2**32 - 1], got {cfg.seed}")
     at_least("steps", cfg.steps, 0)
     at_least("action_repeat", cfg.action_repeat, 1)
     at_least("warmup_steps", cfg.warmup_steps, 0)
@@ -119,40 +129,106 @@ def validate_common(cfg: TrainConfig) -> None:
             raise ConfigError("device 'cuda' asked for but no CUDA device is visible; valid choices here: auto, cpu")
 
 
-def exit_on_bad_config(run_dir: Path, check) -> None:
+def exit_on_bad_config(run_dir: Path | None, check) -> None:
     """Run check(); on ConfigError print one line, remove the run dir if Hydra just created it empty, exit 2."""
     try:
         check()
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         try:
-            run_dir.rmdir()  # only succeeds when empty: an existing run is never touched
+            if run_dir is not None:
+                run_dir.rmdir()  # only succeeds when empty: an existing run is never touched
         except OSError:
             pass
         sys.exit(2)
 
 
-# fields a run may change when it is resumed: budget, hardware and logging; anything else is another experiment
-RESUMABLE_CHANGES = ("steps", "device", "torch_threads", "progress", "wandb", "compile", "compile_mode", "log_every",
-                     "checkpoint_every", "timing_every")
+def check_overrides(argv: list[str], schema: type, groups: dict[str, list[str]]) -> None:
+    """The command line's `key=value` overrides against the schema, before Hydra composes anything (Hydra's own
+    message for an unknown key or a value of the wrong type is a multi-line traceback). `groups` maps each config
+    group (sweep, preset, hydra/launcher) to its options. Raises ConfigError with one line."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue  # -m, --multirun, --cfg job ...: Hydra's own flags
+        try:
+            override = parser.parse_override(arg)
+        except HydraException:
+            continue  # a syntax error: Hydra's message for it is already one line
+        key = override.key_or_group
+        if override.is_delete() or (key.startswith(("hydra.", "hydra/")) and key not in groups):
+            continue  # Hydra's own settings: Hydra checks them
+        values = (list(override.sweep_string_iterator()) if override.is_sweep_override()
+                  else [override.get_value_element_as_str()])
+        if key in groups:
+            for value in values:
+                choose(key, value, groups[key])
+            continue
+        field_type = _field_type(schema, key)
+        for value in values:
+            _check_type(key, value, field_type)
+
+
+def _field_type(schema: type, key: str) -> Any:
+    """The type of a dotted field (wandb.mode) of a dataclass schema; ConfigError naming the valid fields if none."""
+    node = schema
+    for part in key.split("."):
+        hints = typing.get_type_hints(node) if dataclasses.is_dataclass(node) else {}
+        names = [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
+        if part not in names:
+            choose("field" if node is schema else f"field of {key.rsplit('.', 1)[0]}", part, names)
+        node = hints[part]
+    return node
+
+
+def _check_type(key: str, value: str, field_type: Any) -> None:
+    """Raise ConfigError unless the text `value` converts to `field_type` (int, float, bool, str, X | None)."""
+    if value.startswith("${"):
+        return  # an interpolation: resolved later by OmegaConf
+    options = typing.get_args(field_type) if isinstance(field_type, types.UnionType) else (field_type,)
+    if value == "null" and type(None) in options:
+        return
+    for option in options:
+        try:
+            if option is bool:
+                if value.lower() in ("true", "false"):
+                    return
+            elif option in (int, float):
+                option(value)
+                return
+            elif option is str:
+                return
+            elif dataclasses.is_dataclass(option):
+                return  # a whole group of fields: OmegaConf checks its keys
+        except ValueError:
+            pass
+    names = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
+    raise ConfigError(f"{key} must be {names}, got {value!r}")
 
 
 def identity(cfg: Any) -> dict:
-    """The config fields that define a run (everything but RESUMABLE_CHANGES), as plain values."""
+    """The config fields that define a run (everything but the schema's RESUMABLE fields), as plain values."""
     values = OmegaConf.to_container(OmegaConf.structured(cfg))
-    return {k: v for k, v in values.items() if k not in RESUMABLE_CHANGES}
+    return {k: v for k, v in values.items() if k not in type(cfg).RESUMABLE}
 
 
 def check_same_run(cfg: Any, run_dir: Path) -> None:
-    """Refuse to resume (or skip as complete) a run directory that holds a run of another configuration."""
+    """Refuse to resume (or skip as complete) a run directory that holds a run of another configuration.
+
+    A field the old run's config lacks (the schema gained it since) counts as unchanged while it keeps its default,
+    so run directories written before a schema change still resume.
+    """
     summary = run_dir / "summary.json"
     if not summary.exists():
         return
     previous = json.loads(summary.read_text()).get("config")
     if previous is None:
         return
-    current = identity(cfg)
-    changed = sorted(k for k in current.keys() | previous.keys() if current.get(k) != previous.get(k))
+    current, defaults = identity(cfg), identity(type(cfg)())
+    changed = sorted(k for k in current if current[k] != previous.get(k, defaults.get(k)))
     if changed:
         raise ConfigError(f"{run_dir} holds a run with other settings ({', '.join(changed)} differ); "
                           f"choose another hydra.run.dir or restore those values")

@@ -15,7 +15,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
-EVAL_COLUMNS = ["step", "frame", "return", "return_std", "episodes", "wall_s"]
+EVAL_COLUMNS = ["step", "frame", "return", "return_std", "episodes", "wall_s"]  # first; an idea's columns follow
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -54,6 +54,7 @@ class Logger:
         self.run_dir = run_dir
         self.eval_rows = read_csv(run_dir / "eval.csv")
         self.train_rows = read_csv(run_dir / "train.csv")
+        self.eval_columns: list[str] = list(self.eval_rows[0]) if self.eval_rows else list(EVAL_COLUMNS)
         self.train_columns: list[str] = list(self.train_rows[0]) if self.train_rows else []
         self.summary: dict[str, Any] = {}
         if (run_dir / "summary.json").exists():
@@ -78,23 +79,22 @@ class Logger:
         checkpoint's step runs after it) and training rows after `step` (the row at `step` is never redone)."""
         self.eval_rows = [r for r in self.eval_rows if int(float(r["step"])) < step]
         self.train_rows = [r for r in self.train_rows if int(float(r["step"])) <= step]
-        self._write_csv("eval.csv", EVAL_COLUMNS, self.eval_rows)
+        self._write_csv("eval.csv", self.eval_columns, self.eval_rows)
         if self.train_columns:
             self._write_csv("train.csv", self.train_columns, self.train_rows)
 
     def log_eval(self, row: dict[str, float]) -> None:
-        """Append one evaluation row (columns EVAL_COLUMNS)."""
+        """Append one evaluation row: EVAL_COLUMNS, then any column an idea or trainer adds (none is dropped)."""
+        self.eval_columns += [key for key in row if key not in self.eval_columns]
         self.eval_rows.append(row)
-        self._write_csv("eval.csv", EVAL_COLUMNS, self.eval_rows)
+        self._write_csv("eval.csv", self.eval_columns, self.eval_rows)
         if self.wandb:
             self.wandb.log({f"eval/{k}": v for k, v in row.items() if k not in ("step", "frame")} |
                            {"step": row["step"], "frame": row["frame"]})
 
     def log_train(self, row: dict[str, float]) -> None:
         """Append one training row: step, frame, then namespaced metrics (train/, time/, perf/)."""
-        for key in row:
-            if key not in self.train_columns:
-                self.train_columns.append(key)  # a metric first seen later (e.g. after warm-up) adds a column
+        self.train_columns += [key for key in row if key not in self.train_columns]  # e.g. metrics after warm-up
         self.train_rows.append(row)
         self._write_csv("train.csv", self.train_columns, self.train_rows)
         if self.wandb:
@@ -115,7 +115,7 @@ class Logger:
 
     def _write_csv(self, name: str, columns: list[str], rows: list[dict]) -> None:
         buf = StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, restval="", extrasaction="ignore")
+        writer = csv.DictWriter(buf, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.run_dir / name, buf.getvalue())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,7 @@ from torch import nn
 
 from core.buffers import Batch, ReplayBuffer
 from core.config import TrainConfig
-from core.networks import EnsembleMLP, mlp, soft_update
+from core.networks import EnsembleMLP, Temperature, mlp, soft_update
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -52,18 +53,28 @@ class Actor(nn.Module):
 
 
 class SAC:
-    """The agent: act / sample / update / state_dict, as core.agent.Agent asks."""
+    """The agent: act / reset / sample / update / summary / state_dict, as core.agent.Agent asks.
+
+    Networks are built by `make_actor` and `make_critic`: a subclass overrides one of them (e.g. a critic whose first
+    layer is a KAN layer) and keeps the targets, optimisers and update as they are.
+    """
 
     def __init__(self, cfg: SACConfig, obs_dim: int, act_dim: int, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
-        self.actor = Actor(obs_dim, act_dim, cfg.hidden, cfg.depth).to(device)
-        self.critic = EnsembleMLP(2, obs_dim + act_dim, cfg.hidden, 1, cfg.depth).to(device)
+        self.actor = self.make_actor(obs_dim, act_dim).to(device)
+        self.critic = self.make_critic(obs_dim, act_dim).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=device, requires_grad=True)
-        self.target_entropy = -cfg.target_entropy_scale * act_dim
+        self.temperature = Temperature(cfg.init_temperature, -cfg.target_entropy_scale * act_dim, cfg.lr, device)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=True)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr, fused=True)
+
+    def make_actor(self, obs_dim: int, act_dim: int) -> nn.Module:
+        """obs -> (sampled action, log-prob, deterministic action)."""
+        return Actor(obs_dim, act_dim, self.cfg.hidden, self.cfg.depth)
+
+    def make_critic(self, obs_dim: int, act_dim: int) -> nn.Module:
+        """Twin Q-networks as one ensemble: (B, obs_dim + act_dim) -> (2, B, 1)."""
+        return EnsembleMLP(2, obs_dim + act_dim, self.cfg.hidden, 1, self.cfg.depth)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
@@ -71,17 +82,20 @@ class SAC:
         sample, _, mean = self.actor(obs)
         return sample if explore else mean
 
+    def reset(self, explore: bool) -> None:
+        """SAC acts on each state alone: nothing to do when an episode begins."""
+
     def sample(self, buffer: ReplayBuffer) -> Batch:
         """Uniform (or recent-biased, per config) one-step transitions."""
-        return buffer.sample(self.cfg.batch_size)
+        return buffer.sample(self.cfg.batch_size, self.cfg.gamma)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One critic, actor and temperature step, then the Polyak target update."""
-        alpha = self.log_alpha.exp().detach()
+        alpha = self.temperature.alpha()
         with torch.no_grad():
             next_action, next_logp, _ = self.actor(batch.next_obs)
             next_q = self.critic_target(torch.cat([batch.next_obs, next_action], -1)).min(0).values
-            target = batch.reward + self.cfg.gamma * batch.mask * (next_q - alpha * next_logp)
+            target = batch.reward + batch.discount * (next_q - alpha * next_logp)
         q = self.critic(torch.cat([batch.obs, batch.action], -1))
         critic_loss = F.mse_loss(q, target.expand_as(q)) * 2  # sum over the two critics of their MSE
         self.critic_opt.zero_grad(set_to_none=True)
@@ -95,21 +109,21 @@ class SAC:
         actor_loss.backward()
         self.actor_opt.step()
 
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
-
+        self.temperature.update(logp)
         soft_update(self.critic_target, self.critic, self.cfg.tau)
         return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": actor_loss.detach(),
                 "train/alpha": alpha, "train/entropy": -logp.detach().mean(), "train/q": q.detach().mean()}
 
+    def summary(self) -> dict[str, Any]:
+        """No keys beyond the trainer's."""
+        return {}
+
     def state_dict(self) -> dict:
         """Networks, target, optimisers and temperature."""
         return dict(actor=self.actor.state_dict(), critic=self.critic.state_dict(),
-                    critic_target=self.critic_target.state_dict(), log_alpha=self.log_alpha.detach().clone(),
-                    actor_opt=self.actor_opt.state_dict(), critic_opt=self.critic_opt.state_dict(),
-                    alpha_opt=self.alpha_opt.state_dict())
+                    critic_target=self.critic_target.state_dict(),
+                    log_alpha=self.temperature.log_alpha.detach().clone(), actor_opt=self.actor_opt.state_dict(),
+                    critic_opt=self.critic_opt.state_dict(), alpha_opt=self.temperature.opt.state_dict())
 
     def load_state_dict(self, state: dict) -> None:
         """Restore from state_dict()."""
@@ -117,7 +131,7 @@ class SAC:
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])
         with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
+            self.temperature.log_alpha.copy_(state["log_alpha"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
-        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.temperature.opt.load_state_dict(state["alpha_opt"])

@@ -14,7 +14,9 @@ import pytest  # noqa: E402
 from dm_control import suite  # noqa: E402
 from dm_control.rl.control import flatten_observation  # noqa: E402
 
-from core.envs import DMCEnv, check_task, dmc_tasks, make_env  # noqa: E402
+from core.envs import all_tasks, check_task, make_env  # noqa: E402
+from core.envs.dmc import DMCEnv  # noqa: E402
+from core.envs.dmc import tasks as dmc_tasks  # noqa: E402
 
 
 def _raw(task: str, seed: int):
@@ -32,7 +34,7 @@ def _flat(time_step) -> np.ndarray:
 def _rollout(env: DMCEnv, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     obs, rewards = [env.reset()], []
     for action in actions:
-        o, r, terminated, truncated = env.step(action)
+        o, r, terminated, truncated, _ = env.step(action)
         obs.append(o)
         rewards.append(r)
         if terminated or truncated:
@@ -61,7 +63,7 @@ def test_unknown_task_one_line_with_close_matches(monkeypatch):
     assert "\n" not in msg and msg.startswith("unknown task 'dog-flyy'; close matches: ")
     for name in ("dog-fetch", "dog-run", "dog-trot", "dog-walk", "dog-stand"):
         assert name in msg
-    assert f"(python -m core.envs lists all {len(dmc_tasks())} tasks)" in msg
+    assert f"(python -m core.envs lists all {len(all_tasks())} tasks)" in msg  # every family's
     assert "cartpole-swingup" in str(pytest.raises(ValueError, check_task, "cartpole_swingup").value)
     assert "no close matches" in str(pytest.raises(ValueError, check_task, "zzz").value)
 
@@ -76,7 +78,7 @@ def test_unknown_task_one_line_with_close_matches(monkeypatch):
 def test_module_lists_tasks():
     out = subprocess.run([sys.executable, "-m", "core.envs"], capture_output=True, text=True, check=True,
                          env={**os.environ, "MUJOCO_GL": "disable"})
-    assert out.stdout.split() == dmc_tasks()
+    assert out.stdout.split() == all_tasks() and set(dmc_tasks()) < set(all_tasks())
 
 
 # ----------------------------------------------------------------- specs, actions
@@ -85,7 +87,7 @@ def test_specs_dtypes_and_clipping():
     assert (env.obs_dim, env.act_dim, env.action_repeat, env.max_episode_steps) == (5, 1, 1, 1000)
     obs = env.reset()
     assert obs.dtype == np.float32 and obs.shape == (5,)
-    obs, reward, terminated, truncated = env.step(np.array([5.0], np.float32))
+    obs, reward, terminated, truncated, info = env.step(np.array([5.0], np.float32))
     assert obs.dtype == np.float32 and obs.shape == (5,)
     assert type(reward) is float and terminated is False and truncated is False
     assert env._physics.data.ctrl[0] == 1.0  # clipped to the bound
@@ -133,9 +135,9 @@ def test_truncation_at_1000_frames(action_repeat):
     env.reset()
     zero = np.zeros(1, np.float32)
     for _ in range(env.max_episode_steps - 1):
-        _, _, terminated, truncated = env.step(zero)
+        _, _, terminated, truncated, _ = env.step(zero)
         assert not terminated and not truncated
-    _, _, terminated, truncated = env.step(zero)
+    _, _, terminated, truncated, _ = env.step(zero)
     assert truncated is True and terminated is False
     assert env.total_frames == 1000
     with pytest.raises(RuntimeError, match="reset"):
@@ -150,11 +152,11 @@ def test_task_terminal_vs_time_limit(monkeypatch):
     env.reset()
     monkeypatch.setattr(env._task, "get_termination", lambda physics: 0.0)
     before = env.total_frames
-    assert env.step(np.zeros(1))[2:] == (True, False)
+    assert env.step(np.zeros(1))[2:] == (True, False, {})
     assert env.total_frames == before + 1  # the repeat stopped at the terminal frame
     env.reset()
     monkeypatch.setattr(env._task, "get_termination", lambda physics: 1.0)
-    assert env.step(np.zeros(1))[2:] == (False, True)
+    assert env.step(np.zeros(1))[2:] == (False, True, {})
 
 
 @pytest.mark.parametrize("task, action_repeat, steps", [("cartpole-swingup", 1, 1000), ("cartpole-swingup", 2, 500),
@@ -168,7 +170,7 @@ def test_matches_raw_dm_control(task, action_repeat, steps):
     for action in _actions(steps, env.act_dim, scale=1.3):  # some out of range: both sides see the clipped value
         raw_action = np.clip(action.astype(np.float64), -1.0, 1.0)
         raw_action = raw_action * (spec.maximum - spec.minimum) / 2 + (spec.maximum + spec.minimum) / 2
-        obs, reward, terminated, truncated = env.step(action)
+        obs, reward, terminated, truncated, info = env.step(action)
         raw_reward = 0.0
         for _ in range(action_repeat):
             time_step = raw.step(raw_action)
@@ -183,9 +185,9 @@ def test_matches_raw_dm_control(task, action_repeat, steps):
 # ----------------------------------------------------------------- seeding and checkpoints
 def test_seeding():
     actions = _actions(50, 1)
-    a = _rollout(make_env("cartpole-swingup", 1, episode_frames=50), actions)
-    b = _rollout(make_env("cartpole-swingup", 1, episode_frames=50), actions)
-    c = _rollout(make_env("cartpole-swingup", 2, episode_frames=50), actions)
+    a = _rollout(DMCEnv("cartpole-swingup", 1, episode_frames=50), actions)
+    b = _rollout(DMCEnv("cartpole-swingup", 1, episode_frames=50), actions)
+    c = _rollout(DMCEnv("cartpole-swingup", 2, episode_frames=50), actions)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(a[0][0], c[0][0])
@@ -193,7 +195,7 @@ def test_seeding():
 
 def test_reseed_reproduces_an_episode():
     actions = _actions(40, 1)
-    env, other = make_env("cartpole-swingup", 0, episode_frames=40), make_env("cartpole-swingup", 5, episode_frames=40)
+    env, other = DMCEnv("cartpole-swingup", 0, episode_frames=40), DMCEnv("cartpole-swingup", 5, episode_frames=40)
     env.reseed(123)
     first = _rollout(env, actions)
     second = _rollout(env, actions)  # the stream moved on: a different start
@@ -207,12 +209,12 @@ def test_reseed_reproduces_an_episode():
 
 def test_state_continues_identically_across_episode_boundary():
     actions = _actions(30, 1)
-    env = make_env("cartpole-swingup", 3, episode_frames=30)
+    env = DMCEnv("cartpole-swingup", 3, episode_frames=30)
     _rollout(env, actions)  # episode 1 ends with truncation: a boundary
     state = json.loads(json.dumps(env.get_state()))  # plain Python: survives json (and torch weights_only)
     expected = [_rollout(env, actions) for _ in range(2)]
 
-    restored = make_env("cartpole-swingup", 99, episode_frames=30)  # its own seed is overridden by the state
+    restored = DMCEnv("cartpole-swingup", 99, episode_frames=30)  # its own seed is overridden by the state
     _rollout(restored, actions[::-1])
     restored.set_state(state)
     assert (restored.episodes, restored.total_frames) == (1, 30)
@@ -225,12 +227,12 @@ def test_state_continues_identically_across_episode_boundary():
 
 def test_state_inside_an_episode_replays_it_from_its_start():
     actions = _actions(30, 1)
-    env = make_env("cartpole-swingup", 4, episode_frames=30)
+    env = DMCEnv("cartpole-swingup", 4, episode_frames=30)
     first_obs = env.reset()
     env.step(actions[0])
     state = env.get_state()
     assert (state["episodes"], state["total_frames"]) == (0, 0)
-    restored = make_env("cartpole-swingup", 4, episode_frames=30)
+    restored = DMCEnv("cartpole-swingup", 4, episode_frames=30)
     restored.set_state(state)
     np.testing.assert_array_equal(restored.reset(), first_obs)
     with pytest.raises(ValueError, match="task"):

@@ -26,16 +26,16 @@ def test_update_finite_and_target_is_polyak():
     buf = filled_buffer()
     actor_before = [p.detach().clone() for p in agent.actor.parameters()]
     target_before = [p.detach().clone() for p in agent.critic_target.parameters()]
-    alpha_before = agent.log_alpha.item()
-    m = agent.update(buf.sample(32))
+    alpha_before = agent.temperature.log_alpha.item()
+    m = agent.update(buf.sample(32, 0.99))
     assert all(torch.isfinite(v) and not v.requires_grad for v in m.values())
     for old, new, online in zip(target_before, agent.critic_target.parameters(), agent.critic.parameters(),
                                 strict=True):
         torch.testing.assert_close(new, 0.99 * old + 0.01 * online.detach())
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, agent.actor.parameters(), strict=True))
-    assert agent.log_alpha.item() != alpha_before
+    assert agent.temperature.log_alpha.item() != alpha_before
     for _ in range(50):
-        m = agent.update(buf.sample(32))
+        m = agent.update(buf.sample(32, 0.99))
     assert all(torch.isfinite(v) for v in m.values())
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,8 @@ from ideas.ode_solvers.samplers import FlowSampler
 
 @dataclass
 class FlowRLConfig(TrainConfig):
+    RESUMABLE: ClassVar[tuple[str, ...]] = TrainConfig.RESUMABLE + ("compile_mode", "timing_every")
+
     idea: str = "ode_solvers"
     # --- the study's knobs
     solver: str = "midpoint"  # ODE solver (samplers.ODE_SOLVERS); FlowRL hard-codes midpoint
@@ -52,8 +55,11 @@ class FlowRLConfig(TrainConfig):
     # --- FlowRL's replay, schedule and speed settings
     steps: int = 2_000_000  # FlowRL's budget (agent steps = frames at action repeat 1)
     bf16: bool = True  # FlowRL autocasts to bf16 on CUDA (no effect on CPU)
-    recent_fraction: float = 0.2  # 80% uniform + 20% from the newest transitions
+    recent_fraction: float = 0.2  # int(0.8 B) uniform rows + the rest from the newest transitions (FlowRL: 204 + 52)
     recent_window: int = 2048
+    # --- FlowRL's data path (utilis/Replaybuffer.py, main.py), each a flag whose default is the reference's behaviour
+    replay_with_replacement: bool = False  # False: random.sample, no transition twice within the uniform/recent share
+    update_sees_newest: bool = False  # False: FlowRL updates before storing the step's transition, so never sees it
     warmup_steps: int = 5_000
     timing_every: int = 1_000  # updates between timings of the target sampler (perf/sampler_ms)
     compile_mode: str | None = None  # torch.compile mode on CUDA ("reduce-overhead" = CUDA graphs; None = default)
@@ -111,7 +117,7 @@ def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
 
 
 class FlowRLAgent:
-    """act / sample / update / state_dict, as core.agent.Agent asks."""
+    """act / reset / sample / update / summary / state_dict, as core.agent.Agent asks."""
 
     def __init__(self, cfg: FlowRLConfig, obs_dim: int, act_dim: int, device: torch.device) -> None:
         self.cfg, self.device, self.act_dim = cfg, device, act_dim
@@ -172,18 +178,26 @@ class FlowRLAgent:
             action = (action + self.cfg.exploration_noise * torch.randn_like(action)).clamp(-1, 1)
         return action
 
+    def reset(self, explore: bool) -> None:
+        """Nothing to do at an episode start: the policy keeps no per-episode state."""
+
     def sample(self, buffer: ReplayBuffer) -> Batch:
-        """FlowRL's replay: 80% uniform, 20% from the newest transitions (recent_fraction/recent_window)."""
-        return buffer.sample(self.cfg.batch_size)
+        """FlowRL's replay: int((1 - recent_fraction) B) uniform rows, the rest from the newest recent_window
+        transitions, each share without replacement, drawn as if the step's own transition were not stored yet
+        (the trainer stores it before updating; FlowRL updates first)."""
+        cfg = self.cfg
+        recent = cfg.batch_size - int(cfg.batch_size * (1.0 - cfg.recent_fraction))  # FlowRL floors the uniform share
+        return buffer.sample(cfg.batch_size, cfg.gamma, recent=recent, replace=cfg.replay_with_replacement,
+                             hide_newest=0 if cfg.update_sees_newest else 1)
 
     # ----------------------------------------------------------------- updates
-    def _critic_step(self, obs, action, reward, next_obs, mask, next_action) -> dict[str, torch.Tensor]:
+    def _critic_step(self, obs, action, reward, next_obs, discount, next_action) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         sa = torch.cat([obs, action], -1)
         with torch.no_grad(), self.autocast():
             next_q = self.critic_target(torch.cat([next_obs, next_action], -1)).min(0)[0].float()
-            q_target = reward + cfg.gamma * mask * next_q
-            buf_target = reward + cfg.gamma * mask * self.value(next_obs)[0].float()
+            q_target = reward + discount * next_q
+            buf_target = reward + discount * self.value(next_obs)[0].float()
             v_target = self.buffer_critic_target(sa).min(0)[0].float()
         with self.autocast():
             q = self.critic(sa).float()
@@ -233,7 +247,7 @@ class FlowRLAgent:
             if timed:
                 self._sync()
                 self.sampler_ms = 1e3 * (time.perf_counter() - t0)
-        metrics, q_buf = self.critic_step(batch.obs, batch.action, batch.reward, batch.next_obs, batch.mask,
+        metrics, q_buf = self.critic_step(batch.obs, batch.action, batch.reward, batch.next_obs, batch.discount,
                                           next_action)
         if self.updates % cfg.policy_delay == 0:
             x0 = self.noise(batch.obs.shape[0])

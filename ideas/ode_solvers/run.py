@@ -1,11 +1,12 @@
 """FlowRL-style agent with pluggable samplers and paths:
 `python -m ideas.ode_solvers.run solver=rk4 path=plv flow_steps=2 task=dog-run seed=0`."""
 
-import hydra
+from pathlib import Path
+
 from hydra.core.config_store import ConfigStore
 
 from core.config import ConfigError, at_least, choose
-from core.launch import launch
+from core.launch import entry_point, launch
 from ideas.ode_solvers.agent import FlowRLAgent, FlowRLConfig
 from ideas.ode_solvers.paths import PATHS
 from ideas.ode_solvers.samplers import ODE_SOLVERS, UNROLLED, degenerate_comparison
@@ -33,6 +34,13 @@ def validate(cfg: FlowRLConfig) -> None:
     if not 0 <= cfg.sde_window_start < end <= cfg.flow_steps:
         raise ConfigError(f"sde window must satisfy 0 <= sde_window_start < sde_window_end <= flow_steps "
                           f"({cfg.flow_steps}), got [{cfg.sde_window_start}, {cfg.sde_window_end})")
+    recent = cfg.batch_size - int(cfg.batch_size * (1.0 - cfg.recent_fraction))  # the agent's recent rows
+    if not cfg.replay_with_replacement and (cfg.warmup_steps < cfg.batch_size or cfg.recent_window < recent):
+        raise ConfigError(f"replay_with_replacement=false draws each batch share without replacement: it needs "
+                          f"warmup_steps >= batch_size ({cfg.batch_size}) and recent_window >= {recent} recent rows, "
+                          f"got warmup_steps={cfg.warmup_steps}, recent_window={cfg.recent_window}")
+    if not cfg.update_sees_newest:
+        at_least("warmup_steps (the first update must see a transition stored before its step)", cfg.warmup_steps, 1)
     if cfg.compile_mode is not None:
         choose("compile_mode", cfg.compile_mode, COMPILE_MODES)
     if cfg.sde_noise > 0:
@@ -42,7 +50,7 @@ def validate(cfg: FlowRLConfig) -> None:
         print(f"warning: {warning}")
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="config")
+@entry_point(FlowRLConfig, Path(__file__).resolve().parent / "conf")
 def main(cfg) -> None:
     launch(cfg, FlowRLConfig, FlowRLAgent, validate)
 

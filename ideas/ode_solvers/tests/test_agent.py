@@ -73,7 +73,7 @@ def test_flow_weight_and_scalar_regulariser_match_reference_formula():
     """w = clamp(lambda * exp(d - mean d), 1e-3, 1) and L = -mean(Q_pi) + mean(w) * scalar mse (reference default)."""
     for per_sample in (False, True):
         agent = make(per_sample_weight=per_sample)
-        batch = filled_buffer().sample(16)
+        batch = filled_buffer().sample(16, 0.99)
         x0 = agent.noise(16)
         t = agent.path.sample_t(16, "cpu")
         twin = copy.deepcopy(agent)
@@ -158,7 +158,7 @@ def test_compiled_update_computes_the_same_losses_as_eager():
     inductor_config.fallback_random = True  # compiled randn draws the same numbers as eager
     buf = filled_buffer()
     torch.manual_seed(3)
-    batch = buf.sample(16)
+    batch = buf.sample(16, 0.99)
     eager, compiled = make(), make(compile=True)
     for _ in range(2):  # update 0 runs the policy step too, update 1 the critics only
         torch.manual_seed(11)

@@ -56,4 +56,4 @@ def test_sweep_then_report(tmp_path):
     assert "midpoint" in report and "rk4" in report
     assert (sweep / "curves_cartpole-swingup.png").stat().st_size > 10_000
     rows = list(csv.DictReader(open(sweep / "stats.csv")))
-    assert {r["metric"] for r in rows} == {"auc", "final_return"}
+    assert {r["metric"] for r in rows} == {"auc", "final_return", "auc_wall", "auc_compute"}

@@ -10,7 +10,7 @@ the trainer bootstraps through it. terminated=True only for a real terminal (dis
 Checkpoints are taken at episode boundaries, so `get_state` holds the task's RandomState and counters, not physics:
 `set_state` then `reset()` continues exactly as the saved env would have.
 
-`python -m core.envs` prints every task name, one per line.
+Chosen by core.envs for task names without a family prefix.
 """
 
 from __future__ import annotations
@@ -31,28 +31,25 @@ _TASKS: dict[str, tuple[str, str]] = {f"{domain}-{task}": (domain, task) for dom
 _UNBOUNDED = 1e6  # action bounds at least this large (lqr: +-1e10) are treated as unbounded: no rescaling
 
 
-def dmc_tasks() -> list[str]:
+def tasks() -> list[str]:
     """Every suite task as "domain-task" (one hyphen; underscores stay inside names: "ball_in_cup-catch")."""
     return list(_TASKS)
 
 
-def check_task(task: str) -> None:
-    """Raise ValueError (one line, with close matches) unless `task` is a suite task; builds no environment."""
-    if task in _TASKS:
-        return
+def close_tasks(task: str) -> list[str]:
+    """Suite tasks whose name is close to `task`, then the other tasks of its domain."""
     names = list(_TASKS)
     matches = difflib.get_close_matches(str(task), names, n=5, cutoff=0.6)
     domain = str(task).split("-", 1)[0]
-    matches += [name for name in names if _TASKS[name][0] == domain and name not in matches]  # same domain
-    hint = f"close matches: {', '.join(matches[:8])}" if matches else "no close matches"
-    raise ValueError(f"unknown task {task!r}; {hint} (python -m core.envs lists all {len(names)} tasks)")
+    return matches + [name for name in names if _TASKS[name][0] == domain and name not in matches]
 
 
 class DMCEnv:
     """One suite task: flat float32 observations, actions in [-1, 1], action repeat and a frame time limit."""
 
     def __init__(self, task: str, seed: int, action_repeat: int = 1, episode_frames: int = 1000) -> None:
-        check_task(task)
+        if task not in _TASKS:
+            raise ValueError(f"unknown DMC task {task!r}; close matches: {', '.join(close_tasks(task)[:8])}")
         if action_repeat < 1:
             raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
         if episode_frames < action_repeat:
@@ -118,8 +115,9 @@ class DMCEnv:
         self.episodes += 1
         return self._flatten(time_step.observation)
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        """Clip to [-1, 1], rescale to the action spec, repeat; returns obs, summed reward, terminated, truncated."""
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Clip to [-1, 1], rescale to the action spec, repeat; returns obs, summed reward, terminated, truncated, info
+        (DMC has no extra info: always an empty dict)."""
         if not self._in_episode:
             raise RuntimeError("step() before reset(): call reset() to start an episode (also after one ends)")
         if type(action) is not np.ndarray:
@@ -148,7 +146,7 @@ class DMCEnv:
             if discount is not None:  # the task ended the episode itself (lqr at its goal: discount 0)
                 self._in_episode = False
                 terminated = bool(discount == 0.0)
-                return self._flatten(task.get_observation(physics)), float(reward), terminated, not terminated
+                return self._flatten(task.get_observation(physics)), float(reward), terminated, not terminated, {}
         self._episode_step += 1
         truncated = self._episode_step >= self.max_episode_steps
         if truncated:
@@ -157,7 +155,7 @@ class DMCEnv:
         obs = np.empty(self.obs_dim, np.float32)  # _flatten inlined: this is the hot path
         for key, sl, ravel in self._obs_layout:
             obs[sl] = observation[key].ravel() if ravel else observation[key]
-        return obs, float(reward), False, truncated
+        return obs, float(reward), False, truncated, {}
 
     # ----------------------------------------------------------------- seeding and checkpoints
     def reseed(self, seed: int) -> None:
@@ -189,10 +187,6 @@ class DMCEnv:
         self._episode_step, self._in_episode, self._rng_at_reset, self._frames_at_reset = 0, False, None, 0
 
 
-def make_env(task: str, seed: int, action_repeat: int = 1, episode_frames: int = 1000) -> DMCEnv:
-    """The DMCEnv for `task` seeded with `seed` (raises check_task's ValueError first for an unknown name)."""
-    return DMCEnv(task, seed, action_repeat, episode_frames)
-
-
-if __name__ == "__main__":
-    print("\n".join(dmc_tasks()))
+def make(task: str, seed: int, action_repeat: int = 1) -> DMCEnv:
+    """The family's factory (core.envs.make_env): a DMCEnv with the suite's 1000-frame episodes."""
+    return DMCEnv(task, seed, action_repeat)
