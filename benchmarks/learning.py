@@ -4,8 +4,9 @@ its evaluation curves and writes the curve (PNG), per-seed numbers (CSV) and a v
 Three kinds of rule:
 - a threshold (`sac-cartpole`, `td3-*`, `sinckan-sinc-cartpole`): the mean (or each) curve must reach a
   return within a frame budget;
-- measured (`d3g-*`, `qss-*`): no bar; the curves are reported as they are, beside another case's
-  (`against`), with a train.csv diagnostic (the reach error) as a second panel;
+- measured (`d3g-*`, `qss-*`, `sinckan-*`): no bar; the curves are reported as they are, beside another case's
+  (`against`, when set) with a two-sided exact Mann-Whitney test on per-seed AUC, and a train.csv diagnostic (the
+  reach error, the share of inputs outside the Sinc basis's range) as a second panel;
 - fidelity (`flowrl-cartpole`): this agent against the reference implementation's own curves, measured under the
   same protocol (results/learning_flowrl-cartpole.reference.csv): AUC per seed side by side, a one-sided exact
   Mann-Whitney test that this agent is not worse, and a floor well above a non-learning agent (see FIDELITY_RULE).
@@ -15,7 +16,9 @@ Three kinds of rule:
     python -m benchmarks.learning flowrl-cartpole    # seeds 0-5: the fidelity rule needs at least 6
     python -m benchmarks.learning td3-reacher d3g-reacher qss-mlp-reacher qss-gru-reacher   # ideas/qss_chunking
     python -m benchmarks.learning td3-finger d3g-finger qss-mlp-finger qss-gru-finger       # ... on finger-spin
-    python -m benchmarks.learning sinckan-sinc-cartpole                                        # ideas/sinckan_critic
+    python -m benchmarks.learning td3-walker d3g-walker qss-mlp-walker qss-gru-walker       # ... on walker-walk
+    python -m benchmarks.learning sinckan-sinc-cartpole sinckan-linear-cartpole    # ideas/sinckan_critic, and
+    python -m benchmarks.learning sinckan-{linear_matched,fourier}-cartpole sinckan-{sinc,linear,...}-pendulum
 
 Runs live in benchmarks/results/runs/<case>/seed<k> (not committed) and resume if interrupted: re-running the
 command only finishes what is missing. Thresholds count environment frames (frames = agent steps * action_repeat).
@@ -88,14 +91,29 @@ CASES = {
              "against the reference code run under the same protocol (shared/reference/flowrl_cartpole_reference.md)"),
 }
 
-# ideas/sinckan_critic: the Sinc first layer under the sac-cartpole protocol and rule (same overrides, same bar).
-CASES |= {
-    "sinckan-sinc-cartpole": Case(
-        "ideas.sinckan_critic.run", ("first_layer=sinc", *CASES["sac-cartpole"].overrides),
-        threshold=750, within_frames=200_000, rule="mean",
-        note="SAC with a SincKAN critic first layer (degree 8, tanh, skip; observation normaliser), width 256, "
-             "action repeat 4; trained for 100k frames (25k agent steps and updates), the sac-cartpole protocol"),
-}
+# ideas/sinckan_critic: the four non-pykan first layers on two periodic tasks under the sac-cartpole protocol (every
+# arm with the observation normaliser), measured against `linear`; the Sinc arm on cartpole also carries the
+# sac-cartpole bar. pykan runs one short case: its cost is the finding.
+SINCKAN_NOTE = ("observation normaliser, width 256, action repeat 4; trained for 100k frames (25k agent steps and "
+                "updates), the sac-cartpole protocol")
+for task in ("cartpole-swingup", "pendulum-swingup"):
+    short = task.split("-")[0]
+    protocol = (f"task={task}", *CASES["sac-cartpole"].overrides[1:])
+    for layer in ("sinc", "linear", "linear_matched", "fourier"):
+        CASES[f"sinckan-{layer}-{short}"] = Case(
+            "ideas.sinckan_critic.run", (f"first_layer={layer}", *protocol), rule="measured",
+            against="" if layer == "linear" else f"sinckan-linear-{short}", diagnostic="train/outside_sinc",
+            note=f"SAC, critic first layer {layer} on {task}, {SINCKAN_NOTE}")
+CASES["sinckan-sinc-cartpole"] = Case(
+    "ideas.sinckan_critic.run", CASES["sinckan-sinc-cartpole"].overrides, threshold=750, within_frames=200_000,
+    rule="mean", against="sinckan-linear-cartpole",
+    note=f"SAC with a SincKAN critic first layer (degree 8, tanh, skip) on cartpole-swingup, {SINCKAN_NOTE}")
+CASES["sinckan-pykan-pendulum"] = Case(
+    "ideas.sinckan_critic.run", ("first_layer=pykan", "task=pendulum-swingup", "action_repeat=4", "steps=3000",
+                                 "warmup_steps=1000", "eval_every=1000", "eval_episodes=2", "log_every=500",
+                                 "checkpoint_every=1000"),
+    rule="measured", note="SAC with pykan's KANLayer (grid 5, k 3) as the critic first layer on pendulum-swingup, "
+                          "width 256, action repeat 4, 3k agent steps (12k frames): a cost probe, not a learning run")
 
 # ideas/qss_chunking, one protocol on two tasks whose reward reads the states only (D3G's assumption): reacher-easy
 # (sparse: 1 only with the fingertip inside the target, so 700 means on target in most episodes) and finger-spin
@@ -111,15 +129,21 @@ CASES["td3-cartpole"] = Case(  # a sanity check of TD3 itself on a dense task, u
     "ideas.qss_chunking.run", ("agent=td3", *CASES["sac-cartpole"].overrides), threshold=750, within_frames=200_000,
     rule="mean", note="TD3 (ideas/qss_chunking), width 256, action repeat 4; trained for 100k frames (25k agent steps "
                       "and updates), the sac-cartpole protocol")
-for task in ("reacher-easy", "finger-spin"):
+# walker-walk: dense, and its reward reads the states only (height, uprightness, speed), at the issue's full 200k
+# frames (50k agent steps; otherwise QSS_PROTOCOL).
+WALKER_PROTOCOL = tuple("steps=50000" if o.startswith("steps=") else o for o in QSS_PROTOCOL)
+WALKER_NOTE = QSS_NOTE.replace("150k frames = 37.5k", "200k frames = 50k")
+for task, protocol, note, frames in [("reacher-easy", QSS_PROTOCOL, QSS_NOTE, 150_000),
+                                     ("finger-spin", QSS_PROTOCOL, QSS_NOTE, 150_000),
+                                     ("walker-walk", WALKER_PROTOCOL, WALKER_NOTE, 200_000)]:
     short = task.split("-")[0]
     CASES[f"td3-{short}"] = Case(
-        "ideas.qss_chunking.run", ("agent=td3", f"task={task}", *QSS_PROTOCOL), threshold=700, within_frames=150_000,
-        rule="mean", note=f"TD3 (ideas/qss_chunking) on {task}, {QSS_NOTE}")
+        "ideas.qss_chunking.run", ("agent=td3", f"task={task}", *protocol), threshold=700, within_frames=frames,
+        rule="mean", note=f"TD3 (ideas/qss_chunking) on {task}, {note}")
     for arm, overrides in QSS_ARMS.items():
         CASES[f"{arm}-{short}"] = Case(
-            "ideas.qss_chunking.run", (*overrides, f"task={task}", *QSS_PROTOCOL), rule="measured",
-            against=f"td3-{short}", diagnostic="train/reach_error", note=f"{arm} (n=3 for qss) on {task}, {QSS_NOTE}")
+            "ideas.qss_chunking.run", (*overrides, f"task={task}", *protocol), rule="measured",
+            against=f"td3-{short}", diagnostic="train/reach_error", note=f"{arm} (n=3 for qss) on {task}, {note}")
 
 
 def run_seed(name: str, case: Case, seed: int, threads: int) -> Path:
@@ -293,37 +317,46 @@ def read_column(run_dir: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([float(r["frame"]) for r in rows]), np.array([float(r[column]) for r in rows])
 
 
-def judge_measured(name: str, case: Case, run_dirs: list[Path]) -> dict:
-    """No bar: AUC, best and final returns beside the `against` case's (read from its written CSV), a two-sided exact
-    Mann-Whitney test on per-seed AUC (descriptive at 3 seeds: the smallest p is 0.1), and the diagnostic column."""
-    curves = {int(d.name.removeprefix("seed")): read_curve(d) for d in run_dirs}
+def compare(case: Case, curves: dict) -> dict:
+    """This case's AUC beside its `against` case's (read from that case's written CSV): the ratio and a two-sided
+    exact Mann-Whitney test on per-seed AUC (descriptive at 3 seeds: the smallest p is 0.1). Empty without `against`."""
+    if not case.against:
+        return {}
+    from scipy.stats import mannwhitneyu
+
     against = read_reference(RESULTS / f"learning_{case.against}.csv")
     ours_auc = np.array([auc(*c) for c in curves.values()])
     their_auc = np.array([auc(*c) for c in against.values()])
-    from scipy.stats import mannwhitneyu
-
-    p = float(mannwhitneyu(ours_auc, their_auc, alternative="two-sided", method="exact").pvalue)
     smallest_p = 2.0 / math.comb(len(ours_auc) + len(their_auc), len(ours_auc))
-    diagnostics = {s: read_column(d, case.diagnostic) for s, d in zip(curves, run_dirs, strict=True)}
+    return dict(
+        against=case.against, against_mean_auc=float(their_auc.mean()),
+        auc_ratio=float(ours_auc.mean() / their_auc.mean()),
+        p_two_sided=float(mannwhitneyu(ours_auc, their_auc, alternative="two-sided", method="exact").pvalue),
+        smallest_possible_p=smallest_p, can_reach_005=bool(smallest_p <= 0.05),
+        against_auc_per_seed={s: float(a) for s, a in zip(against, their_auc, strict=True)},
+        against_best_mean_return=float(np.mean([r for _, r in against.values()], axis=0).max()))
+
+
+def judge_measured(name: str, case: Case, run_dirs: list[Path]) -> dict:
+    """No bar: AUC, best and final returns, the comparison with `against` (if any), and the diagnostic column."""
+    curves = {int(d.name.removeprefix("seed")): read_curve(d) for d in run_dirs}
+    diagnostics = {s: read_column(d, case.diagnostic) for s, d in zip(curves, run_dirs, strict=True)
+                   } if case.diagnostic else {}
     summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
     result = dict(
-        case=name, passed=None, rule="measured", against=case.against,
-        mean_auc=float(ours_auc.mean()), against_mean_auc=float(their_auc.mean()),
-        auc_ratio=float(ours_auc.mean() / their_auc.mean()), p_two_sided=p, smallest_possible_p=smallest_p,
-        can_reach_005=bool(smallest_p <= 0.05),
-        auc_per_seed={s: float(a) for s, a in zip(curves, ours_auc, strict=True)},
-        against_auc_per_seed={s: float(a) for s, a in zip(against, their_auc, strict=True)},
+        case=name, passed=None, rule="measured", mean_auc=float(np.mean([auc(*c) for c in curves.values()])),
+        auc_per_seed={s: auc(*c) for s, c in curves.items()},
         best_return_per_seed={s: float(r.max()) for s, (_, r) in curves.items()},
         final_return_per_seed={s: float(r[-1]) for s, (_, r) in curves.items()},
-        against_best_mean_return=float(np.mean([r for _, r in against.values()], axis=0).max()),
         best_mean_return=float(np.mean([r for _, r in curves.values()], axis=0).max()),
-        diagnostic=case.diagnostic,
+        **compare(case, curves), diagnostic=case.diagnostic,
         final_diagnostic_per_seed={s: float(v[-1]) for s, (_, v) in diagnostics.items() if len(v)},
         env_steps_per_s=[s.get("env_steps_per_s") for s in summaries],
         command=f"python -m benchmarks.learning {name} --seeds {' '.join(map(str, curves))}",
         run_overrides=" ".join(case.overrides), note=case.note)
     write_curves(name, curves)
     (RESULTS / f"learning_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    against = read_reference(RESULTS / f"learning_{case.against}.csv") if case.against else {}
     plot_measured(name, case, curves, against, diagnostics, result)
     return result
 
@@ -336,7 +369,7 @@ def plot_measured(name: str, case: Case, curves: dict, against: dict, diagnostic
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
-    for label, runs, color in [(name, curves, "tab:orange"), (case.against, against, "tab:blue")]:
+    for label, runs, color in [(name, curves, "tab:orange"), (case.against, against, "tab:blue")][:1 + bool(against)]:
         frames = next(iter(runs.values()))[0]
         for fr, ret in runs.values():
             left.plot(fr, ret, color=color, alpha=0.3, lw=0.8)
@@ -352,16 +385,23 @@ def plot_measured(name: str, case: Case, curves: dict, against: dict, diagnostic
         right.plot(fr, values, lw=1, label=f"seed {seed}")
     right.set_xlabel("environment frames")
     right.set_ylabel(case.diagnostic)
-    right.set_yscale("log")
+    if all((values > 0).all() for _, values in diagnostics.values()):
+        right.set_yscale("log")
     right.grid(alpha=0.3)
     right.legend(fontsize=7)
-    fig.suptitle(textwrap.fill(
-        f"{name} (measured, no bar): AUC {result['mean_auc']:.0f} vs {case.against} {result['against_mean_auc']:.0f} "
-        f"(ratio {result['auc_ratio']:.2f}; two-sided exact Mann-Whitney p = {result['p_two_sided']:.2f}, the "
-        f"smallest possible at these seeds is {result['smallest_possible_p']:.2f}). {case.note}", 150), fontsize=7.5)
+    fig.suptitle(textwrap.fill(f"{name} (measured, no bar): {headline(result)}. {case.note}", 150), fontsize=7.5)
     fig.tight_layout()
     fig.savefig(RESULTS / f"learning_{name}.png", dpi=120)
     plt.close(fig)
+
+
+def headline(result: dict) -> str:
+    """The AUC, and beside the `against` case's when there is one."""
+    if "against" not in result:
+        return f"AUC {result['mean_auc']:.0f}, best mean return {result['best_mean_return']:.0f}"
+    return (f"AUC {result['mean_auc']:.0f} vs {result['against']} {result['against_mean_auc']:.0f} (ratio "
+            f"{result['auc_ratio']:.2f}; two-sided exact Mann-Whitney p = {result['p_two_sided']:.2f}, the smallest "
+            f"possible at these seeds is {result['smallest_possible_p']:.2f})")
 
 
 def judge(name: str, case: Case, run_dirs: list[Path]) -> dict:
@@ -383,21 +423,18 @@ def judge(name: str, case: Case, run_dirs: list[Path]) -> dict:
                   within_frames=case.within_frames, best_mean_return=best_mean,
                   best_return_per_seed={s: float(b) for s, b in zip(curves, best_each, strict=True)},
                   final_return_per_seed={s: float(r[-1]) for s, r in zip(curves, returns, strict=True)},
+                  mean_auc=float(np.mean([auc(*c) for c in curves.values()])), **compare(case, curves),
                   env_steps_per_s=[s.get("env_steps_per_s") for s in summaries],
                   command=f"python -m benchmarks.learning {name} --seeds {' '.join(map(str, curves))}",
                   run_overrides=" ".join(case.overrides), note=case.note)
-    with open(RESULTS / f"learning_{name}.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["seed", "frame", "return"])
-        for seed, (fr, ret) in curves.items():
-            writer.writerows((seed, int(a), float(b)) for a, b in zip(fr, ret, strict=True))
+    write_curves(name, curves)
     (RESULTS / f"learning_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(name, case, curves, frames, mean_curve)
+    plot(name, case, curves, frames, mean_curve, result)
     return result
 
 
-def plot(name: str, case: Case, curves: dict, frames: np.ndarray, mean_curve: np.ndarray) -> None:
-    """Per-seed curves, their mean, and the threshold."""
+def plot(name: str, case: Case, curves: dict, frames: np.ndarray, mean_curve: np.ndarray, result: dict) -> None:
+    """Per-seed curves, their mean, the threshold, and the `against` case's mean if there is one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -407,12 +444,17 @@ def plot(name: str, case: Case, curves: dict, frames: np.ndarray, mean_curve: np
     for seed, (fr, ret) in curves.items():
         ax.plot(fr, ret, alpha=0.45, lw=1, label=f"seed {seed}")
     ax.plot(frames, mean_curve, color="black", lw=2, label=f"mean of {len(curves)} seeds")
+    if case.against:
+        against = read_reference(RESULTS / f"learning_{case.against}.csv")
+        their = np.mean([np.interp(frames, fr, ret) for fr, ret in against.values()], axis=0)
+        ax.plot(frames, their, color="tab:blue", lw=2, ls="--", label=f"{case.against}: mean of {len(against)} seeds")
     ax.axhline(case.threshold, color="red", ls="--", lw=1, label=f"threshold {case.threshold:g}")
     ax.axvline(case.within_frames, color="gray", ls=":", lw=1, label=f"budget {case.within_frames:,} frames")
     ax.set_xlabel("environment frames (agent steps x action repeat)")
     ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e3:g}k")
     ax.set_ylabel("evaluation return (mean of episodes)")
-    ax.set_title(textwrap.fill(f"{name}: {case.note}", 110), fontsize=8)
+    title = f"{name}: {case.note}" + (f". {headline(result)}" if case.against else "")
+    ax.set_title(textwrap.fill(title, 110), fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -436,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(args.jobs) as pool:  # one pool over every seed of every case: no core idles between cases
         run_dirs = list(pool.map(lambda job: run_seed(job[0], CASES[job[0]], job[1], 1), jobs))
     verdicts = []
-    for name in sorted(names, key=lambda n: CASES[n].rule == "measured"):  # measured cases read their `against`
+    for name in sorted(names, key=lambda n: bool(CASES[n].against)):  # cases with an `against` read its results
         case = CASES[name]
         result = judge(name, case, [d for (n, _), d in zip(jobs, run_dirs, strict=True) if n == name])
         verdicts.append(result)
@@ -447,13 +489,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{result['p_worse']:.3f} (alpha {ALPHA}), floor {result['floor']:.1f}, "
                   f"{len(result['auc_per_seed'])} seeds")
         elif case.rule == "measured":
-            print(f"{name}: measured best mean {result['best_mean_return']:.1f}, AUC {result['mean_auc']:.1f} vs "
-                  f"{case.against} {result['against_mean_auc']:.1f} (ratio {result['auc_ratio']:.2f}, two-sided "
-                  f"p {result['p_two_sided']:.2f}), final {case.diagnostic} {result['final_diagnostic_per_seed']}")
+            print(f"{name}: measured best mean {result['best_mean_return']:.1f}, {headline(result)}, final "
+                  f"{case.diagnostic or 'diagnostic'} {result['final_diagnostic_per_seed']}")
         else:
             print(f"{name}: {verdict} best mean {result['best_mean_return']:.1f}, best per seed "
                   f"{result['best_return_per_seed']} (threshold {case.threshold:g} within {case.within_frames:,} "
-                  f"frames, rule {case.rule})")
+                  f"frames, rule {case.rule})" + (f"; {headline(result)}" if case.against else ""))
     return 0 if all(v["passed"] is not False for v in verdicts) else 1
 
 

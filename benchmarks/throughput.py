@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BUSY_LOAD = 0.5  # a 1-min load average above this before the run: other processes share the CPU
 DOG_OBS, DOG_ACT, WIDTH, BATCH = 223, 38, 512, 256  # dog-run sizes, FlowRL's width and batch
 
 
@@ -315,7 +316,9 @@ def write(records: list[dict], path: Path, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records, indent=2) + "\n")
     lines = [f"# Throughput ({meta['command']})", "",
-             f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['threads']} threads; {meta['date']}.", "",
+             f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['threads']} threads; {meta['date']}; 1-min "
+             f"load average {meta['load']:.2f} before the run, {meta['load_after']:.2f} after"
+             f"{' (BUSY: not an idle machine)' if meta['load'] > BUSY_LOAD else ''}.", "",
              "ratio = value / floor. update: floor = roofline GFLOP/s / FLOPs per env step (1.0 = every FLOP at the "
              "best matmul rate). env: floor = raw dm_control. sampler: floor = NFE x one velocity evaluation "
              "(ratio - 1 = solver overhead). kan: floor = the EnsembleLinear of the same in/out (both critics). "
@@ -347,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     if quick:
         solvers = solvers[:2] + solvers[3:4]
         grid = [(s, p, k) for s, p, k in grid if k == 4 and p == "linear"] + [("midpoint", "plv", 4)]
+    load = os.getloadavg()[0]  # other work on the machine slows the roofline (every floor) and the cases unequally
+    if load > BUSY_LOAD:
+        print(f"warning: 1-min load average {load:.2f} before the run: other processes share the CPU, so the roofline "
+              f"and the ratios against it are not an idle machine's", file=sys.stderr)
     peak, records = roofline(reps)
     if "update" not in args.skip:
         records += update_cases(peak, 15 if quick else 40, solvers, args.compile)
@@ -360,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         records += qss_cases(peak, 15 if quick else 40)
     command = "python -m benchmarks.throughput" + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
     meta = dict(command=command, machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                torch=torch.__version__, threads=torch.get_num_threads(), date=time.strftime("%Y-%m-%d"))
+                torch=torch.__version__, threads=torch.get_num_threads(), date=time.strftime("%Y-%m-%d"),
+                load=load, load_after=os.getloadavg()[0])
     write(records, args.json, meta)
     for r in records:
         ratio = f"  ratio {r['ratio']:.3f}" if r["ratio"] is not None else ""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -250,16 +249,10 @@ class ContinualTrainer(Trainer):
         return (self.task_index + 1) * self.cfg.steps_per_task
 
     def train(self) -> dict:
-        """Train through the sequence (or return at once if the run is already complete); returns the summary."""
+        """Train through the sequence (or return at once if the run already finished); returns the summary."""
         cfg = self.cfg
-        summary = self.logger.summary
-        if summary.get("status") == "complete" and summary.get("step", -1) >= cfg.steps:
-            return summary
-        if summary.get("status") == "diverged":  # resuming would replay the same blow-up: say so instead
-            print(f"{self.run_dir}: this run diverged (non-finite {summary.get('nonfinite')} at step "
-                  f"{summary.get('diverged_at_step')}); not resumed. Remove the directory to run it again.",
-                  file=sys.stderr)
-            return summary
+        if self.finished():
+            return self.logger.summary
         resumed = self.resume()
         if not resumed:
             self.start_task(0)
@@ -469,18 +462,7 @@ def launch_sequence(hydra_cfg: Any, schema: type, make_agent: Callable[[Any, int
 
     exit_on_bad_config(run_dir, check)
     save_resolved_config(cfg, run_dir)
-    trainer = make_trainer(cfg, make_agent, run_dir)
-    try:
-        return trainer.train()
-    except Diverged as err:  # a finding about the arm, not a crash: the sweep goes on, the report counts it
-        trainer.logger.write_summary(status="diverged", diverged_at_step=err.step, nonfinite=err.quantity)
-        print(f"{run_dir}: diverged: {err}", file=sys.stderr)
-        return trainer.logger.summary
-    except BaseException as err:  # KeyboardInterrupt and SIGTERM too: the run dir must say it did not finish
-        trainer.logger.write_summary(status="failed", error=f"{type(err).__name__}: {err}")
-        raise
-    finally:
-        trainer.logger.close()
+    return make_trainer(cfg, make_agent, run_dir).run()
 
 
 @dataclass

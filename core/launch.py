@@ -34,7 +34,7 @@ from core.config import (  # noqa: E402
 )
 from core.envs import make_env  # noqa: E402
 from core.logger import Logger  # noqa: E402
-from core.trainer import Diverged, Trainer, pick_device  # noqa: E402
+from core.trainer import Trainer, pick_device  # noqa: E402
 
 EVAL_SEED_OFFSET = 10_000  # the evaluation env's seed is seed + this: separate from the training env's stream
 SHARED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -74,18 +74,7 @@ def launch(hydra_cfg: DictConfig, schema: type, make_agent: Callable[[Any, int, 
     logger = Logger(run_dir, OmegaConf.to_container(OmegaConf.structured(cfg)), cfg.wandb.mode, cfg.wandb.project,
                     cfg.wandb.entity, group, f"seed{cfg.seed}")
     logger.write_summary(device=str(device), torch_threads=torch.get_num_threads(), config=identity(cfg))
-    trainer = trainer_class(cfg, env, eval_env, agent, buffer, logger, run_dir, device)
-    try:
-        return trainer.train()
-    except Diverged as err:  # a finding about the arm, not a crash: the sweep goes on, the report counts it
-        logger.write_summary(status="diverged", diverged_at_step=err.step, nonfinite=err.quantity)
-        print(f"{run_dir}: diverged: {err}", file=sys.stderr)
-        return logger.summary
-    except BaseException as err:  # KeyboardInterrupt and SIGTERM too: the run dir must say it did not finish
-        logger.write_summary(status="failed", error=f"{type(err).__name__}: {err}")
-        raise
-    finally:
-        logger.close()
+    return trainer_class(cfg, env, eval_env, agent, buffer, logger, run_dir, device).run()
 
 
 def config_groups(config_dir: Path) -> dict[str, list[str]]:

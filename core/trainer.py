@@ -81,17 +81,38 @@ class Trainer:
         self._window = (time.perf_counter(), 0, 0)  # (start, steps, updates) of the current train.csv row
 
     # ----------------------------------------------------------------- the loop
-    def train(self) -> dict:
-        """Train to cfg.steps (or return at once if the run is already complete); returns the summary."""
-        cfg = self.cfg
+    def run(self) -> dict:
+        """train(), with how it ended in summary.json; returns the summary. Divergence is a finding about the arm (the
+        sweep goes on, the report counts it); any other exception, KeyboardInterrupt and SIGTERM too, marks the run
+        failed and propagates."""
+        try:
+            return self.train()
+        except Diverged as err:
+            self.logger.write_summary(status="diverged", diverged_at_step=err.step, nonfinite=err.quantity)
+            print(f"{self.run_dir}: diverged: {err}", file=sys.stderr)
+            return self.logger.summary
+        except BaseException as err:
+            self.logger.write_summary(status="failed", error=f"{type(err).__name__}: {err}")
+            raise
+        finally:
+            self.logger.close()
+
+    def finished(self) -> bool:
+        """Whether this run directory already holds a finished run: complete, or diverged (resuming would replay the
+        same blow-up: say so instead)."""
         summary = self.logger.summary
-        if summary.get("status") == "complete" and summary.get("step", -1) >= cfg.steps:
-            return summary
-        if summary.get("status") == "diverged":  # resuming would replay the same blow-up: say so instead
+        if summary.get("status") == "diverged":
             print(f"{self.run_dir}: this run diverged (non-finite {summary.get('nonfinite')} at step "
                   f"{summary.get('diverged_at_step')}); not resumed. Remove the directory to run it again.",
                   file=sys.stderr)
-            return summary
+            return True
+        return summary.get("status") == "complete" and summary.get("step", -1) >= self.cfg.steps
+
+    def train(self) -> dict:
+        """Train to cfg.steps (or return at once if the run already finished); returns the summary."""
+        cfg = self.cfg
+        if self.finished():
+            return self.logger.summary
         resumed = self.resume()
         if not resumed:
             self.start_episode()

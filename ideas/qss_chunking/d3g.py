@@ -36,10 +36,10 @@ class D3G:
         self.proposal_target = copy.deepcopy(self.proposal).requires_grad_(False)
         self.inverse = mlp(2 * obs_dim, cfg.hidden, act_dim, cfg.depth).to(device)  # I(s, s') before its tanh
         self.forward_model = mlp(obs_dim + act_dim, cfg.hidden, obs_dim, cfg.depth).to(device)  # f(s, a) = s' - s
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
-        self.proposal_opt = torch.optim.Adam(self.proposal.parameters(), lr=cfg.lr)
-        self.inverse_opt = torch.optim.Adam(self.inverse.parameters(), lr=cfg.lr)
-        self.forward_opt = torch.optim.Adam(self.forward_model.parameters(), lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=True)
+        self.proposal_opt = torch.optim.Adam(self.proposal.parameters(), lr=cfg.lr, fused=True)
+        self.inverse_opt = torch.optim.Adam(self.inverse.parameters(), lr=cfg.lr, fused=True)
+        self.forward_opt = torch.optim.Adam(self.forward_model.parameters(), lr=cfg.lr, fused=True)
         self.updates = 0
         self.open_loop = OpenLoop(cfg.exploration_noise, device)
         self.diagnostics: dict[str, torch.Tensor] = {}  # the latest update's model errors, for summary()

@@ -23,8 +23,8 @@ class TD3:
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = EnsembleMLP(2, obs_dim + act_dim, cfg.hidden, 1, cfg.depth).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=True)
         self.updates = 0  # counts critic updates: the actor and the targets move on every policy_delay-th
 
     @torch.no_grad()

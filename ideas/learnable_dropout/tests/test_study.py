@@ -4,6 +4,7 @@ and is reported with its rate figure."""
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from ideas.learnable_dropout import report
 from ideas.learnable_dropout.agent import CWSAC, RATES_FILE, CWSACConfig
 from ideas.learnable_dropout.run import validate
 from tests.mw_envs import built
+from tests.test_continual import rows
 
 ROOT = Path(__file__).resolve().parents[3]
 CONF = ROOT / "ideas" / "learnable_dropout" / "conf"
@@ -70,7 +72,7 @@ def test_a_bad_dropout_ends_the_entry_point_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def two_task_run(run_dir: Path, **changes) -> dict:
+def two_task_run(run_dir: Path, agent_class: type = CWSAC, **changes) -> dict:
     """pair@200 with tiny networks: one burst of 50 updates per task (from step 150), one evaluation per task."""
     cfg = CWSACConfig(**(dict(sequence="pair", steps_per_task=200, warmup_steps=100, update_after=150, eval_every=200,
                               eval_episodes=1, eval_deterministic_episodes=0, hidden=16, depth=2, batch_size=16,
@@ -78,11 +80,39 @@ def two_task_run(run_dir: Path, **changes) -> dict:
                               log_every=100, torch_threads=1, wandb=WandbConfig(mode="disabled")) | changes))
     validate_sequence(cfg)
     validate(cfg)
-    run_dir.mkdir(parents=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, run_dir)  # .hydra/config.yaml, as the entry point writes it: the report reads it
     eval_envs = {t: built(t, 0)[0] for t in ("mw-handle-press-side", "mw-faucet-close")}
-    trainer = make_trainer(cfg, lambda *a: CWSAC(*a, rates_path=run_dir / RATES_FILE), run_dir, eval_envs)
+    trainer = make_trainer(cfg, lambda *a: agent_class(*a, rates_path=run_dir / RATES_FILE), run_dir, eval_envs)
     return trainer.train()
+
+
+class CopyAtSecondTask(CWSAC):
+    """Copies its run directory as task 1 starts: what a kill then leaves (the last checkpoint is the one written
+    at the switch's episode end, before task 0's end hook)."""
+
+    copy_to: Path
+
+    def task_start(self, task_index: int) -> None:
+        if task_index == 1:
+            shutil.copytree(self.rates_path.parent, self.copy_to)
+        super().task_start(task_index)
+
+
+def test_the_full_arm_resumes_after_a_kill_to_the_same_rows_and_rates(tmp_path):
+    """Resuming redoes task 0's end hook (usage counts, frozen rates, GPM bases, replay memory) and trains task 1
+    through its dropout masks: evaluations, train.csv (rates included) and the rate file equal the uninterrupted
+    run's."""
+    CopyAtSecondTask.copy_to = tmp_path / "killed"
+    arm = dict(method="gpm+replay", dropout="learned_prior", steps_per_task=400, eval_every=400, checkpoint_every=200)
+    straight = two_task_run(tmp_path / "straight", CopyAtSecondTask, **arm)
+    resumed = two_task_run(tmp_path / "killed", **arm)
+    assert straight["status"] == resumed["status"] == "complete" and resumed["resumed"] is True
+    for name in ("eval.csv", "train.csv"):
+        assert rows(tmp_path / "killed" / name) == rows(tmp_path / "straight" / name), name
+    with np.load(tmp_path / "straight" / RATES_FILE) as a, np.load(tmp_path / "killed" / RATES_FILE) as b:
+        assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+        assert a["actor.layer1.rates"].shape == (2, 16)
 
 
 def test_the_full_arm_logs_its_rates_and_is_reported_with_its_rate_figure(tmp_path):
