@@ -114,8 +114,9 @@ CASES["sinckan-pykan-pendulum"] = Case(
     "ideas.sinckan_critic.run", ("first_layer=pykan", "task=pendulum-swingup", "action_repeat=4", "steps=3000",
                                  "warmup_steps=1000", "eval_every=1000", "eval_episodes=2", "log_every=500",
                                  "checkpoint_every=1000"),
-    rule="measured", note="SAC with pykan's KANLayer (grid 5, k 3) as the critic first layer on pendulum-swingup, "
-                          "width 256, action repeat 4, 3k agent steps (12k frames): a cost probe, not a learning run")
+    rule="measured", diagnostic="train/outside_pykan",
+    note="SAC with pykan's KANLayer (grid 5, k 3) as the critic first layer on pendulum-swingup, width 256, action "
+         "repeat 4, 3k agent steps (12k frames): a cost probe, not a learning run")
 
 # ideas/qss_chunking, one protocol on two tasks whose reward reads the states only (D3G's assumption): reacher-easy
 # (sparse: 1 only with the fingertip inside the target, so 700 means on target in most episodes) and finger-spin
@@ -400,7 +401,8 @@ def plot_measured(name: str, case: Case, curves: dict, against: dict, diagnostic
     if all((values > 0).all() for _, values in diagnostics.values()):
         right.set_yscale("log")
     right.grid(alpha=0.3)
-    right.legend(fontsize=7)
+    if diagnostics:
+        right.legend(fontsize=7)
     fig.suptitle(textwrap.fill(f"{name} (measured, no bar): {headline(result)}. {case.note}", 150), fontsize=7.5)
     fig.tight_layout()
     fig.savefig(RESULTS / f"learning_{name}.png", dpi=120)
@@ -459,8 +461,10 @@ def plot(name: str, case: Case, curves: dict, frames: np.ndarray, mean_curve: np
     ax.plot(frames, mean_curve, color="black", lw=2, label=f"mean of {len(curves)} seeds")
     if case.against:
         against = read_reference(RESULTS / f"learning_{case.against}.csv")
-        their = np.mean([np.interp(frames, fr, ret) for fr, ret in against.values()], axis=0)
-        ax.plot(frames, their, color="tab:blue", lw=2, ls="--", label=f"{case.against}: mean of {len(against)} seeds")
+        their_frames = next(iter(against.values()))[0]  # its own frames: never extrapolated past its budget
+        their = np.mean([np.interp(their_frames, fr, ret) for fr, ret in against.values()], axis=0)
+        ax.plot(their_frames, their, color="tab:blue", lw=2, ls="--",
+                label=f"{case.against}: mean of {len(against)} seeds")
     ax.axhline(case.threshold, color="red", ls="--", lw=1, label=f"threshold {case.threshold:g}")
     ax.axvline(case.within_frames, color="gray", ls=":", lw=1, label=f"budget {case.within_frames:,} frames")
     ax.set_xlabel("environment frames (agent steps x action repeat)")
