@@ -168,6 +168,9 @@ def check_overrides(argv: list[str], schema: type, groups: dict[str, list[str]])
                 choose(key, value, groups[key])
             continue
         field_type = _field_type(schema, key)
+        if isinstance(override.value(), list) and field_type is str:  # Hydra would say "Cannot convert 'list'"
+            text = override.get_value_element_as_str()
+            raise ConfigError(f"{key} takes one string, not a list: quote it ({key}='\"{text}\"' in a shell)")
         for value in values:
             _check_type(key, value, field_type)
 

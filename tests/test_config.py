@@ -35,6 +35,7 @@ def one_line_error(check) -> str:
     (["-m", "seed=0,1,x"], "seed must be int, got 'x'"),
     (["+preset=quik"], "unknown preset 'quik' (did you mean quick?)"),
     (["hydra/launcher=lokal"], "valid choices: basic, joblib, local, slurm, submitit_local, submitit_slurm"),
+    (["task=[dog-run,dog-walk]"], "task takes one string, not a list: quote it (task='\"[dog-run,dog-walk]\"'"),
 ])
 def test_bad_overrides_are_one_line(argv, expected):
     assert expected in one_line_error(lambda: check_overrides(argv, SACConfig, SAC_GROUPS))
