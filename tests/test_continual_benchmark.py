@@ -1,0 +1,29 @@
+"""benchmarks.continual's plan, checked before hours of runs depend on it: every arm and method it names exists, the
+dropout part shares the forgetting part's fine-tuning runs, and a bad part fails in one line before any run."""
+
+from pathlib import Path
+
+from benchmarks import continual
+from ideas.learnable_dropout.methods import METHODS
+
+ARM_CONFIGS = Path(continual.ROOT, "ideas", "learnable_dropout", "conf", "arm")
+
+
+def test_every_arm_and_method_named_exists():
+    assert all((ARM_CONFIGS / f"{arm}.yaml").is_file() for arm in continual.DROPOUT_ARMS)
+    assert set(continual.METHODS) <= set(METHODS)
+    assert "learned_prior_gpm_replay" in continual.DROPOUT_ARMS  # the researcher's full arm
+
+
+def test_run_directories_are_distinct_and_the_dropout_part_reuses_finetune():
+    jobs = continual.single_jobs() + continual.forgetting_jobs() + continual.dropout_jobs()
+    assert len({d for d, _ in jobs}) == len(jobs) == 9 + 9 + 9
+    assert continual.finetune_jobs() == [j for j in continual.forgetting_jobs() if "method=finetune" in j[1]]
+    assert len(continual.finetune_jobs()) == len(continual.SEEDS)
+
+
+def test_a_bad_part_fails_in_one_line_before_any_run(capsys, monkeypatch):
+    monkeypatch.setattr(continual, "run", lambda *a: (_ for _ in ()).throw(AssertionError("a run started")))
+    assert continual.main(["single", "bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'bogus'" in err and "single, forgetting, dropout" in err
