@@ -56,7 +56,7 @@ TASKS = SEQUENCES["easy3"]
 SEEDS = (0, 1, 2)
 METHODS = ("finetune", "ewc", "packnet")
 DROPOUT_ARMS = ("gpm", "heterogeneous_gpm", "learned_prior_gpm_replay")  # ideas/learnable_dropout/conf/arm
-SINGLE_BAR = 0.8  # mean final success per task; set before the first run (to be revisited with its numbers)
+SINGLE_BAR = 0.8  # mean final success per task; set before the first run, kept after it (0.93 / 1.00 / 0.86)
 MUCH_LESS = 0.5  # EWC's and PackNet's mean F at most this share of fine-tuning's
 
 

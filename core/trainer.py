@@ -281,7 +281,8 @@ class Trainer:
     def resume(self) -> bool:
         """Continue from the run directory's checkpoint, if there is one."""
         state = load_checkpoint(self.run_dir)
-        if state is None:
+        if state is None:  # a fresh start, or an attempt killed before its first checkpoint: redo its rows, not append
+            self.logger.rewind(0)
             return False
         self.load_state(state)
         self.obs = self.env.reset()  # the reset the checkpointed run was about to do

@@ -132,6 +132,29 @@ def test_sigkill_then_resume_gives_the_same_eval_csv(tmp_path):
     assert steps == [int(r["step"]) for r in csv.DictReader(open(straight / "train.csv"))]  # no row lost or doubled
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_over_without_doubled_rows(tmp_path):
+    common = ["task=cartpole-swingup", *TINY, "steps=750", "checkpoint_every=100000", "wandb.mode=disabled"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run("core.run", *common, f"hydra.run.dir={straight}").returncode == 0
+
+    env = dict(os.environ, MUJOCO_GL="disable")
+    proc = subprocess.Popen([sys.executable, "-m", "core.run", *common, f"hydra.run.dir={killed}"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while len(eval_rows(killed) if (killed / "eval.csv").exists() else []) < 2 and time.time() < deadline:
+        time.sleep(0.05)  # evaluations at steps 0 and 500 logged, no checkpoint yet (the first would be at 100k)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "checkpoint.pt").exists()
+
+    assert run("core.run", *common, f"hydra.run.dir={killed}").returncode == 0
+    assert json.loads((killed / "summary.json").read_text())["resumed"] is False
+    assert eval_rows(killed) == eval_rows(straight)  # steps 0, 500, 750 once each, as uninterrupted
+    steps = [int(r["step"]) for r in csv.DictReader(open(killed / "train.csv"))]
+    assert steps == [int(r["step"]) for r in csv.DictReader(open(straight / "train.csv"))]
+
+
 @pytest.mark.slow
 def test_joblib_multirun_two_jobs(tmp_path):
     out = run("core.run", "-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, "steps=500",
