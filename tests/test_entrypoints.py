@@ -105,54 +105,55 @@ def test_run_directory_written_before_the_engine_redesign_resumes_and_completes(
     assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "eval.csv"))] == [0, 500, 1000]
 
 
+def kill_when(run_dir: Path, overrides: list[str], ready, settle: float = 0.0) -> None:
+    """Start core.run in run_dir and SIGKILL it once ready() holds (and `settle` s later), while it still runs."""
+    env = dict(os.environ, MUJOCO_GL="disable")
+    proc = subprocess.Popen([sys.executable, "-m", "core.run", *overrides, f"hydra.run.dir={run_dir}"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not ready() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(settle)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def assert_same_rows(killed: Path, straight: Path) -> None:
+    """The re-run's eval.csv equals the uninterrupted run's, and no training row is lost or doubled."""
+    assert eval_rows(killed) == eval_rows(straight)
+    steps = [int(r["step"]) for r in csv.DictReader(open(killed / "train.csv"))]
+    assert steps == [int(r["step"]) for r in csv.DictReader(open(straight / "train.csv"))]
+
+
 def test_sigkill_then_resume_gives_the_same_eval_csv(tmp_path):
     # a 300-transition ring: it has wrapped by the kill, so the resume restores it from several replay chunks
     common = ["task=cartpole-swingup", *TINY, "steps=1500", "buffer_size=300", "wandb.mode=disabled"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run("core.run", *common, f"hydra.run.dir={straight}").returncode == 0
-
-    env = dict(os.environ, MUJOCO_GL="disable")
-    proc = subprocess.Popen([sys.executable, "-m", "core.run", *common, f"hydra.run.dir={killed}"], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while len(list((killed / "replay").glob("*.pt"))) < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)  # two replay chunks: past the second checkpoint (step 500), the ring has wrapped
-    time.sleep(0.5)  # let it run on past the checkpoint, so rows after it must be rewound
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # two replay chunks: past the second checkpoint (step 500), the ring has wrapped; then run on past it, so rows
+    # after the checkpoint must be rewound
+    kill_when(killed, common, lambda: len(list((killed / "replay").glob("*.pt"))) >= 2, settle=0.5)
     assert json.loads((killed / "summary.json").read_text())["status"] == "running"
 
     resumed = run("core.run", *common, f"hydra.run.dir={killed}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["resumed"] is True and summary["status"] == "complete"
-    assert eval_rows(killed) == eval_rows(straight)
-    steps = [int(r["step"]) for r in csv.DictReader(open(killed / "train.csv"))]
-    assert steps == [int(r["step"]) for r in csv.DictReader(open(straight / "train.csv"))]  # no row lost or doubled
+    assert_same_rows(killed, straight)
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_over_without_doubled_rows(tmp_path):
     common = ["task=cartpole-swingup", *TINY, "steps=750", "checkpoint_every=100000", "wandb.mode=disabled"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run("core.run", *common, f"hydra.run.dir={straight}").returncode == 0
-
-    env = dict(os.environ, MUJOCO_GL="disable")
-    proc = subprocess.Popen([sys.executable, "-m", "core.run", *common, f"hydra.run.dir={killed}"], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while len(eval_rows(killed) if (killed / "eval.csv").exists() else []) < 2 and time.time() < deadline:
-        time.sleep(0.05)  # evaluations at steps 0 and 500 logged, no checkpoint yet (the first would be at 100k)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # evaluations at steps 0 and 500 logged, no checkpoint yet (the first would be at 100k)
+    kill_when(killed, common, lambda: (killed / "eval.csv").exists() and len(eval_rows(killed)) >= 2)
     assert not (killed / "checkpoint.pt").exists()
 
     assert run("core.run", *common, f"hydra.run.dir={killed}").returncode == 0
     assert json.loads((killed / "summary.json").read_text())["resumed"] is False
-    assert eval_rows(killed) == eval_rows(straight)  # steps 0, 500, 750 once each, as uninterrupted
-    steps = [int(r["step"]) for r in csv.DictReader(open(killed / "train.csv"))]
-    assert steps == [int(r["step"]) for r in csv.DictReader(open(straight / "train.csv"))]
+    assert_same_rows(killed, straight)  # eval steps 0, 500, 750 once each, as uninterrupted
 
 
 @pytest.mark.slow
