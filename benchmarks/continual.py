@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.analysis.continual import CONFIDENCE, final_success, load_sequence_run, method_metrics
+from core.analysis.continual import CONFIDENCE, SequenceRun, final_success, load_sequence_run, method_metrics
 from core.continual import SEQUENCES
 from ideas.learnable_dropout.report import write_study
 
@@ -90,9 +90,18 @@ def finetune_jobs() -> list[tuple[Path, tuple[str, ...]]]:
     return [job for job in forgetting_jobs() if "method=finetune" in job[1]]
 
 
+def finished(run_dir: Path) -> SequenceRun:
+    """A run that went through its whole budget; a diverged or unfinished one stops the judgement, naming it."""
+    run = load_sequence_run(run_dir)
+    if run is None or not run.complete:
+        raise SystemExit(f"error: {run_dir} did not finish its budget (status {run.status if run else 'missing'}; "
+                         f"see {run_dir}.log); re-run the command to resume it")
+    return run
+
+
 def judge_single() -> dict:
     """Each task's final success per seed and its mean against SINGLE_BAR; a figure of the success curves."""
-    runs = {task: [load_sequence_run(RUNS / "single" / task / f"seed{s}") for s in SEEDS] for task in TASKS}
+    runs = {task: [finished(RUNS / "single" / task / f"seed{s}") for s in SEEDS] for task in TASKS}
     finals = {task: [float(final_success(r.success)[0]) for r in rs] for task, rs in runs.items()}
     result = dict(part="single", passed=all(np.mean(f) >= SINGLE_BAR for f in finals.values()), bar=SINGLE_BAR,
                   final_success_per_seed=finals, mean_final_success={t: float(np.mean(f)) for t, f in finals.items()},
@@ -128,10 +137,10 @@ def plot_single(runs: dict, result: dict) -> None:
 
 def metrics(arms: dict[str, list[Path]]) -> dict:
     """P, F, FT (mean, CI low, CI high) per arm from core's CW metrics, the single runs as FT's references."""
-    references = [load_sequence_run(d) for d, _ in single_jobs()]
+    references = [finished(d) for d, _ in single_jobs()]
     out = {}
     for arm, dirs in arms.items():
-        m = method_metrics(arm, [load_sequence_run(d) for d in dirs], references)
+        m = method_metrics(arm, [finished(d) for d in dirs], references)
         out[arm] = dict(performance=m.performance, forgetting=m.forgetting, forward_transfer=m.forward_transfer,
                         forgetting_per_task=m.forgetting_per_task.tolist(), final=m.final.tolist())
     return out

@@ -20,6 +20,7 @@ from core.analysis.continual import (
     load_sequence_run,
     mean_ci,
     method_metrics,
+    reference_aucs,
     window_auc,
 )
 from core.analysis.cw_report import ContinualReportSpec, figure_file, main
@@ -79,13 +80,14 @@ def test_bootstrap_intervals_are_seeded_90_percent_intervals_around_the_mean():
     assert forward_transfer_ci(auc, refs) == pytest.approx((forward_transfer(auc, refs),) * 3)  # one run each
 
 
-def write_run(run_dir, tasks, steps_per_task, success, seed, method="finetune", status="complete"):
-    """A run directory as core.continual leaves it: config, one eval.csv row per task per evaluation, summary."""
+def write_run(run_dir, tasks, steps_per_task, success, seed, method="finetune", status="complete", every=None):
+    """A run directory as core.continual leaves it: config, one eval.csv row per task per evaluation (every `every`
+    steps; by default spread over the whole budget), summary."""
     (run_dir / ".hydra").mkdir(parents=True)
     name = "+".join(tasks) + f"@{steps_per_task}"
     config = dict(task=name, sequence="+".join(tasks), steps_per_task=steps_per_task, seed=seed, method=method)
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    steps = np.arange(1, len(success) + 1) * (len(tasks) * steps_per_task // len(success))
+    steps = np.arange(1, len(success) + 1) * (every or len(tasks) * steps_per_task // len(success))
     with open(run_dir / "eval.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, ["step", "return", "task_index", "task", "success"])
         writer.writeheader()
@@ -123,6 +125,26 @@ def test_report_from_run_directories(tmp_path):
     assert (tmp_path / "out" / figure_file("mw-hammer+mw-push@100")).stat().st_size > 10_000
     rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
     assert {(r["group"], r["metric"]) for r in rows} >= {("packnet", "forgetting"), ("finetune", "performance")}
+
+
+def test_a_diverged_or_unfinished_run_never_passes_for_a_finished_one(tmp_path):
+    """A diverged run ends with status "diverged" and its last evaluations mid-run: read as complete, its "final"
+    would be mid-run and, as a reference, its shorter curve would inflate FT. Missing values give no interval."""
+    tasks = ["mw-hammer", "mw-push"]
+    _, forgetful = fine_tuning_curves()
+    write_run(tmp_path / "ft0", tasks, 100, forgetful, 0)
+    write_run(tmp_path / "diverged", tasks, 100, forgetful, 1, status="diverged")
+    write_run(tmp_path / "short", tasks, 100, forgetful[:10], 2, every=10)  # "complete", evaluated to 100 of 200
+    write_run(tmp_path / "ref-full", ["mw-push"], 100, forgetful[:10, :1], 0)
+    write_run(tmp_path / "ref-short", ["mw-push"], 100, forgetful[:5, :1] * 0, 1, every=10)
+    ft0, diverged, short = (load_sequence_run(tmp_path / name) for name in ("ft0", "diverged", "short"))
+    assert ft0.complete and not diverged.complete and not short.complete
+    for bad in (diverged, short):
+        with pytest.raises(ValueError, match=f"{bad.dir}.*not complete"):
+            method_metrics("finetune", [ft0, bad], [])
+    references = [load_sequence_run(tmp_path / name) for name in ("ref-full", "ref-short")]
+    assert [len(r) for r in reference_aucs(tasks, 100, references)] == [0, 1]  # only the finished reference counts
+    assert all(math.isnan(v) for v in mean_ci(np.array([0.5, np.nan, 0.4])))
 
 
 def test_report_refuses_a_directory_without_runs_in_one_line(tmp_path, capsys):

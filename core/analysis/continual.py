@@ -55,6 +55,15 @@ class SequenceRun:
     returns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (E, N) stochastic return per task
     group: str = ""
 
+    @property
+    def complete(self) -> bool:
+        """Ran its whole budget: summary status "complete" and every task evaluated at every evaluation through the
+        sequence's last step (a diverged or killed run must not pass for a finished one: its "final" would be
+        mid-run)."""
+        return (self.status == "complete" and self.steps.size > 0
+                and int(self.steps[-1]) == len(self.tasks) * self.steps_per_task
+                and bool(np.isfinite(self.success).all()))
+
 
 def _float(value) -> float:
     try:
@@ -153,9 +162,10 @@ def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
 
 def mean_ci(values: np.ndarray, reps: int = BOOTSTRAP_REPS, confidence: float = CONFIDENCE,
             seed: int = 0) -> tuple[float, float, float]:
-    """(mean, lo, hi): the mean over runs and its bootstrap percentile interval (runs resampled)."""
+    """(mean, lo, hi): the mean over runs and its bootstrap percentile interval (runs resampled); all nan when a value
+    is missing (an interval from the resamples that happened to miss it would look finite and be wrong)."""
     values = np.asarray(values, dtype=float)
-    if values.size == 0:
+    if values.size == 0 or not np.isfinite(values).all():
         return math.nan, math.nan, math.nan
     rng = np.random.default_rng(seed)
     boot = values[rng.integers(0, values.size, (reps, values.size))].mean(axis=1)
@@ -202,14 +212,23 @@ def reference_aucs(tasks: list[str], steps_per_task: int, references: list[Seque
     sequence, CW20's second half, uses the same references)."""
     out = []
     for task in tasks:
-        runs = [r for r in references if r.tasks == [task] and r.steps_per_task == steps_per_task]
+        runs = [r for r in references if r.complete and r.tasks == [task] and r.steps_per_task == steps_per_task]
         out.append(np.array([window_auc(r.steps, r.success, steps_per_task)[0] for r in runs]))
     return out
 
 
 def method_metrics(group: str, runs: list[SequenceRun], references: list[SequenceRun]) -> MethodMetrics:
-    """The metrics of one group's complete runs of one sequence (all with the same tasks and budget)."""
+    """The metrics of one group's complete runs of one sequence (all with the same tasks, budget and evaluation
+    steps); a run that is not complete or does not line up raises ValueError naming it."""
     steps_per_task, tasks = runs[0].steps_per_task, runs[0].tasks
+    for r in runs:
+        if not r.complete:
+            last = int(r.steps[-1]) if r.steps.size else 0
+            raise ValueError(f"{group}: run {r.dir} is not complete (status {r.status}, evaluated through step {last} "
+                             f"of {len(r.tasks) * r.steps_per_task}); finish it or leave it out")
+        if (r.tasks, r.steps_per_task) != (tasks, steps_per_task) or not np.array_equal(r.steps, runs[0].steps):
+            raise ValueError(f"{group}: run {r.dir} differs from {runs[0].dir} in its tasks, budget or evaluation "
+                             f"steps; its metrics cannot be averaged with them")
     perf = np.array([average_performance(r.success) for r in runs])
     forget = np.array([end_of_task_success(r.steps, r.success, steps_per_task) - final_success(r.success)
                        for r in runs])

@@ -129,7 +129,7 @@ def write_report(run_dirs: list[Path], out: Path, spec: ContinualReportSpec) -> 
     runs = [r for r in (load_sequence_run(d) for d in run_dirs) if r is not None]
     if not runs:
         raise ValueError("no task-sequence runs (eval.csv rows per task, a config with steps_per_task) found")
-    complete = [r for r in runs if r.status == "complete" and r.steps.size]
+    complete = [r for r in runs if r.complete]
     references = [r for r in complete if _is_reference(r, spec)]
     by_sequence: dict[str, dict[str, list[SequenceRun]]] = defaultdict(lambda: defaultdict(list))
     for r in complete:
@@ -176,9 +176,11 @@ def write_report(run_dirs: list[Path], out: Path, spec: ContinualReportSpec) -> 
     if not by_sequence:
         lines += ["No complete runs of a sequence of two or more tasks.", ""]
     lines += [f"Single-task reference runs used: {len(references)} complete."]
-    skipped = [r for r in runs if r not in complete]
+    skipped = [r for r in runs if not r.complete]
     if skipped:
-        lines += ["", "Runs left out (not complete):", ""] + [f"- `{r.dir}`: status {r.status}" for r in skipped]
+        lines += ["", "Runs left out (not complete):", ""] + [
+            f"- `{r.dir}`: status {r.status}, evaluated through step {int(r.steps[-1]) if r.steps.size else 0} of "
+            f"{len(r.tasks) * r.steps_per_task}" for r in skipped]
     for name, rows, columns in (("metrics.csv", metric_rows, ["sequence", "group", "metric", "point", "lo", "hi",
                                                               "runs"]),
                                 ("per_task.csv", task_rows, list(task_rows[0]) if task_rows else ["sequence"])):

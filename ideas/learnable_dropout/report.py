@@ -230,7 +230,7 @@ def write_study(run_dirs: list[Path], out: Path) -> Path:
     """core's continual report, then the tests against the best baseline and the rate figures; returns report.md."""
     report = write_report(run_dirs, out, SPEC)
     runs = [r for r in (load_sequence_run(d) for d in run_dirs) if r is not None]
-    complete = [r for r in runs if r.status == "complete" and r.steps.size]
+    complete = [r for r in runs if r.complete]
     references = [r for r in complete if len(r.tasks) == 1
                   and all(str(r.config.get(k)) == v for k, v in REFERENCE.items())]
     by_sequence: dict[str, dict[str, list[SequenceRun]]] = defaultdict(lambda: defaultdict(list))
@@ -241,7 +241,8 @@ def write_study(run_dirs: list[Path], out: Path) -> Path:
              f"Differences of means with {CONFIDENCE:.0%} bootstrap CIs ({BOOTSTRAP_REPS} resamples of each arm's "
              f"runs); two-sided exact Mann-Whitney p, Holm-corrected over the arms of a sequence and metric. The last "
              f"column is the smallest Holm p these seed counts allow: where it is above 0.05 no outcome can be "
-             f"significant.", ""]
+             f"significant. The best baseline is picked by its mean on these same runs, which flatters it: a "
+             f"difference in an arm's favour is conservative, one against it may be overstated.", ""]
     for sequence in sorted(by_sequence, key=natural_key):
         groups = dict(sorted(by_sequence[sequence].items(), key=lambda kv: natural_key(kv[0])))
         lines += [f"### {sequence}", "", *baseline_tests(groups, references)]
