@@ -166,7 +166,13 @@ def run_seed(name: str, case: Case, seed: int, threads: int) -> Path:
 
 
 def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(frames, returns) of a run's eval.csv."""
+    """(frames, returns) of a finished run's eval.csv; a diverged or unfinished run stops the judgement, naming it
+    (its curve would end early and pass for a whole one)."""
+    summary = run_dir / "summary.json"
+    status = json.loads(summary.read_text()).get("status") if summary.is_file() else "missing"
+    if status != "complete":
+        raise SystemExit(f"error: {run_dir} did not finish (status {status}; see {run_dir}.log): this case cannot be "
+                         f"judged until it does")
     with open(run_dir / "eval.csv") as f:
         rows = list(csv.DictReader(f))
     return np.array([float(r["frame"]) for r in rows]), np.array([float(r["return"]) for r in rows])

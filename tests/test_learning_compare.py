@@ -1,6 +1,7 @@
 """benchmarks.learning's comparison of two cases: AUC only over the frames both ran, never a longer run's tail."""
 
 import numpy as np
+import pytest
 
 from benchmarks import learning
 
@@ -17,3 +18,15 @@ def test_comparison_uses_only_the_frames_both_cases_ran(tmp_path, monkeypatch):
     assert result["compared_over_frames"] == 100
     assert result["auc_common"] == result["against_mean_auc"] == 10.0 and result["auc_ratio"] == 1.0
     assert learning.compare(learning.Case("m", (), rule="measured", note=""), ours) == {}  # no against: nothing
+
+
+def test_a_diverged_run_stops_the_judgement_instead_of_passing_as_a_short_curve(tmp_path):
+    run = tmp_path / "seed0"
+    run.mkdir()
+    (run / "eval.csv").write_text("frame,return\n0,10\n1000,500\n")
+    (run / "summary.json").write_text('{"status": "complete"}')
+    frames, returns = learning.read_curve(run)
+    assert frames.tolist() == [0, 1000] and returns.tolist() == [10, 500]
+    (run / "summary.json").write_text('{"status": "diverged", "diverged_at_step": 1000}')
+    with pytest.raises(SystemExit, match="seed0 did not finish .status diverged"):
+        learning.read_curve(run)
