@@ -61,14 +61,18 @@ def test_every_sweep_names_existing_arms(sweep):
         assert "@" in frozen.task or frozen.steps_per_task == 1_000_000  # a reduced budget is in the run's name
 
 
-def test_a_bad_dropout_ends_the_entry_point_in_one_line(tmp_path):
+@pytest.mark.parametrize("override, expected", [
+    ("dropout=bogus", "unknown dropout 'bogus'; valid choices: none, concrete, heterogeneous, learned_prior"),
+    ("+arm=bogus", "unknown arm 'bogus'; valid choices: concrete_gpm_replay, concrete_shared_gpm_replay, ewc, "),
+])
+def test_a_bad_dropout_or_arm_ends_the_entry_point_in_one_line(tmp_path, override, expected):
     env = dict(os.environ, MUJOCO_GL="disable")
-    out = subprocess.run([sys.executable, "-m", "ideas.learnable_dropout.run", "dropout=bogus",
+    out = subprocess.run([sys.executable, "-m", "ideas.learnable_dropout.run", override,
                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2 and len(lines) == 1, out.stderr
-    assert "unknown dropout 'bogus'; valid choices: none, concrete, heterogeneous, learned_prior" in lines[0]
+    assert expected in lines[0]
     assert not (tmp_path / "run").exists()
 
 
