@@ -21,7 +21,7 @@ def fake_runs(root: Path, curves: dict) -> list[Path]:
         d.mkdir(parents=True)
         rows = "\n".join(f"{int(f)},{int(f) // 4},{r}" for f, r in zip(frames, returns, strict=True))
         (d / "eval.csv").write_text("frame,step,return\n" + rows + "\n")
-        (d / "summary.json").write_text(json.dumps({"env_steps_per_s": 20.0}))
+        (d / "summary.json").write_text(json.dumps({"status": "complete", "env_steps_per_s": 20.0}))
         dirs.append(d)
     return dirs
 
