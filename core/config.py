@@ -42,8 +42,8 @@ class TrainConfig:
 
     # fields a resumed run may change (budget, hardware, logging); any other change is another experiment. A schema
     # extends it with its own: RESUMABLE = TrainConfig.RESUMABLE + ("my_field",)
-    RESUMABLE: ClassVar[tuple[str, ...]] = ("steps", "device", "torch_threads", "progress", "wandb", "compile",
-                                            "log_every", "checkpoint_every")
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("steps", "device", "torch_threads", "progress", "wandb", "log_every",
+                                            "checkpoint_every")
 
     # --- what to run
     idea: str = "sac"  # idea name, used in group names and reports
@@ -69,8 +69,6 @@ class TrainConfig:
     # --- hardware
     device: str = "auto"  # auto (cuda when available) | cpu | cuda
     torch_threads: int = 0  # intra-op threads; 0 keeps torch's default (set 1 per job in parallel sweeps)
-    compile: bool = False  # torch.compile the update and act closures (eager fallback when False)
-    bf16: bool = False  # bf16 autocast on CUDA for network forward passes
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 

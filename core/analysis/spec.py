@@ -26,8 +26,7 @@ SPEEDS = {
 }
 # Config fields that do not change what a run computes: runs that differ only in these may share a group. These
 # are the shared schema's; an idea adds its own (e.g. how often it times its sampler) in its spec.
-DEFAULT_IGNORED_FIELDS = ("seed", "device", "torch_threads", "progress", "wandb", "log_every", "checkpoint_every",
-                          "compile")
+DEFAULT_IGNORED_FIELDS = ("seed", "device", "torch_threads", "progress", "wandb", "log_every", "checkpoint_every")
 
 
 @dataclass(frozen=True)

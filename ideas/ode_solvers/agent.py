@@ -32,7 +32,7 @@ from ideas.ode_solvers.samplers import FlowSampler
 
 @dataclass
 class FlowRLConfig(TrainConfig):
-    RESUMABLE: ClassVar[tuple[str, ...]] = TrainConfig.RESUMABLE + ("compile_mode", "timing_every")
+    RESUMABLE: ClassVar[tuple[str, ...]] = TrainConfig.RESUMABLE + ("compile", "compile_mode", "timing_every")
 
     idea: str = "ode_solvers"
     # --- the study's knobs
@@ -67,6 +67,7 @@ class FlowRLConfig(TrainConfig):
     update_sees_newest: bool = False  # False: FlowRL updates before storing the step's transition, so never sees it
     warmup_steps: int = 5_000
     timing_every: int = 1_000  # updates between timings of the target sampler (perf/sampler_ms)
+    compile: bool = False  # torch.compile the critic and policy steps (eager when False)
     compile_mode: str | None = None  # torch.compile mode on CUDA ("reduce-overhead" = CUDA graphs; None = default)
 
 

@@ -20,7 +20,7 @@ SPEC = ReportSpec(
     extra_columns=(ExtraColumn("nfe", "NFE/action", summary="nfe_per_action", train="perf/nfe_per_action"),),
     extra_figures=(ScatterFigure("auc_vs_nfe.png", x="nfe", y="auc",
                                  title="AUC against velocity evaluations per action (dots = runs, crosses = means)"),),
-    ignored_fields=(*DEFAULT_IGNORED_FIELDS, "compile_mode", "timing_every"),  # how it is compiled and timed
+    ignored_fields=(*DEFAULT_IGNORED_FIELDS, "compile", "compile_mode", "timing_every"),  # how it is compiled and timed
 )
 
 if __name__ == "__main__":
