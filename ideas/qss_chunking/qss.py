@@ -10,7 +10,8 @@ every policy_delay-th update: s_hat = s + M(s), s_cyc = s + f(s, I(s, s_hat)),
   M to -Q_1(s, s_cyc).mean() + mse(s_cyc, s_hat), then the Polyak update of the critic and M targets.
 Chunks cut by an episode end before their last action (Chunk.valid = 0) are left out of the critic, I and f losses
 (their s_{t+n} does not exist); M's loss needs s_t only and uses every row. With n = 1 and decoder=mlp every chunk is
-valid and each loss is D3G's (tests/test_equivalence.py checks it update for update).
+valid and each loss is D3G's (tests/test_equivalence.py checks it update for update). Windows start at any stored
+step, as in ideas/qss_chunking/td3_chunk.py, so one can straddle two executed chunks.
 
 Decoders: `mlp` outputs n x |A| numbers; `gru` maps (s_t, s_{t+n}) to a latent z that a GRU unrolls into n actions, so
 the chunk length is a loop count, not an output size.

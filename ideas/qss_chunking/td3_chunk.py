@@ -5,6 +5,10 @@ smoothing, delay and exploration.
 Target: y = sum_{i<n} gamma^i r_{t+i} + gamma^n (1 - d) min_j Q'_j(s_{t+n}, pi'(s_{t+n}) + clipped noise). A chunk cut
 by an episode end before its last action (Chunk.valid = 0) is left out of the critic loss: its actions past the end
 were never executed. At n = 1 every chunk is valid and this is TD3.
+
+Windows start at any stored step (as Q-chunking samples them), not only where an executed chunk began, so a window can
+join the tail of one plan to the head of the next, or warm-up actions: the open-loop-consistency bias that Decoupled
+Q-chunking (shared/reference/qss_chunking.md) describes, kept here as in the method it follows.
 """
 
 from __future__ import annotations
