@@ -32,6 +32,8 @@ def one_line_error(check) -> str:
     (["nonexistent_field=3"], "unknown field 'nonexistent_field'; valid choices: idea, experiment, task"),
     (["stesp=10"], "did you mean steps"),
     (["wandb.mod=offline"], "unknown field of wandb 'mod'"),
+    (["compile=true"], "unknown field 'compile'"),  # FlowRL's alone: SAC would ignore it silently
+    (["bf16=true"], "unknown field 'bf16'"),
     (["-m", "seed=0,1,x"], "seed must be int, got 'x'"),
     (["+preset=quik"], "unknown preset 'quik' (did you mean quick?)"),
     (["hydra/launcher=lokal"], "valid choices: basic, joblib, local, slurm, submitit_local, submitit_slurm"),

@@ -1,7 +1,10 @@
 """benchmarks.continual's plan, checked before hours of runs depend on it: every arm and method it names exists, the
 dropout part shares the forgetting part's fine-tuning runs, and a bad part fails in one line before any run."""
 
+import json
 from pathlib import Path
+
+import pytest
 
 from benchmarks import continual
 from ideas.learnable_dropout.methods import METHODS
@@ -27,3 +30,20 @@ def test_a_bad_part_fails_in_one_line_before_any_run(capsys, monkeypatch):
     assert continual.main(["single", "bogus"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "'bogus'" in err and "single, forgetting, dropout" in err
+
+
+def test_a_run_that_did_not_finish_stops_the_judgement_naming_it(tmp_path):
+    run = tmp_path / "seed0"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("task: mw-faucet-close@100\nsequence: mw-faucet-close\n"
+                                                 "steps_per_task: 100\nseed: 0\n")
+    (run / "eval.csv").write_text("step,task_index,task,success,return\n50,0,mw-faucet-close,1.0,10\n")
+    (run / "summary.json").write_text(json.dumps({"status": "diverged"}))
+    with pytest.raises(SystemExit, match="seed0 did not finish its budget .status diverged"):
+        continual.finished(run)
+    (run / "summary.json").write_text(json.dumps({"status": "complete"}))  # says so, but evaluated to 50 of 100
+    with pytest.raises(SystemExit, match="seed0 did not finish"):
+        continual.finished(run)
+    with open(run / "eval.csv", "a") as f:
+        f.write("100,0,mw-faucet-close,1.0,10\n")
+    assert continual.finished(run).steps.tolist() == [50, 100]

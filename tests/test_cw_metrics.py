@@ -142,6 +142,9 @@ def test_a_diverged_or_unfinished_run_never_passes_for_a_finished_one(tmp_path):
     for bad in (diverged, short):
         with pytest.raises(ValueError, match=f"{bad.dir}.*not complete"):
             method_metrics("finetune", [ft0, bad], [])
+    write_run(tmp_path / "other_budget", tasks, 50, forgetful, 3)  # complete, but 50 steps per task
+    with pytest.raises(ValueError, match="other_budget differs from .*ft0"):
+        method_metrics("finetune", [ft0, load_sequence_run(tmp_path / "other_budget")], [])
     references = [load_sequence_run(tmp_path / name) for name in ("ref-full", "ref-short")]
     assert [len(r) for r in reference_aucs(tasks, 100, references)] == [0, 1]  # only the finished reference counts
     assert all(math.isnan(v) for v in mean_ci(np.array([0.5, np.nan, 0.4])))
