@@ -10,11 +10,13 @@ Three parts, one protocol (PROTOCOL; Meta-World v3, never tabled beside the pape
   forget much less (each one's mean F at most half of fine-tuning's). P, F and FT with CIs, curves and the report of
   ideas.learnable_dropout go to results/continual_easy3/.
 - `dropout` (ideas/learnable_dropout): the researcher's full arm (learned per-task rates from the usage prior, GPM,
-  replay) beside fine-tuning (the forgetting part's runs), GPM, GPM + replay (the full arm without dropout) and
-  Abbasi et al.'s fixed heterogeneous dropout on GPM + replay (the full arm with fixed rates), on easy3, 3 seeds
-  each. The last three differ only in the dropout, so a difference among them is the dropout's and not replay's.
-  Measured, no bar: P, F and FT with CIs, the tests against the best baseline, curves and the rate figure go to
-  results/continual_dropout/.
+  replay) beside the forgetting part's baselines (fine-tuning, EWC, PackNet), GPM, GPM + replay (the full arm
+  without dropout) and fixed heterogeneous rates on GPM + replay (Abbasi et al.'s exp(-alpha a / max a) rule, usage
+  as mean |activation|: the full arm with fixed rates; their own pairing, heterogeneous dropout on GPM without
+  replay, is arm heterogeneous_gpm and not run here), on easy3, 3 seeds each. The last three differ only in the
+  dropout, so a difference among them is the dropout's and not replay's. Measured, no bar: P, F and FT with CIs,
+  the tests against the best baseline and of the learned rates against the fixed ones and none, curves and the
+  rate figure go to results/continual_dropout/.
 
     python -m benchmarks.continual                  # all parts (single first: FT reads its runs)
     python -m benchmarks.continual single --jobs 2
@@ -89,10 +91,6 @@ def dropout_jobs() -> list[tuple[Path, tuple[str, ...]]]:
             for seed in SEEDS for arm in DROPOUT_ARMS]
 
 
-def finetune_jobs() -> list[tuple[Path, tuple[str, ...]]]:
-    return [job for job in forgetting_jobs() if "method=finetune" in job[1]]
-
-
 def finished(run_dir: Path) -> SequenceRun:
     """A run that went through its whole budget; a diverged or unfinished one stops the judgement, naming it."""
     run = load_sequence_run(run_dir)
@@ -149,9 +147,14 @@ def metrics(arms: dict[str, list[Path]]) -> dict:
     return out
 
 
+def baseline_arms() -> dict[str, list[Path]]:
+    """The forgetting part's runs per CW method."""
+    return {m: [d for d, o in forgetting_jobs() if f"method={m}" in o] for m in METHODS}
+
+
 def judge_forgetting() -> dict:
     """P, F, FT with CIs per method and the report."""
-    found = metrics({m: [d for d, o in forgetting_jobs() if f"method={m}" in o] for m in METHODS})
+    found = metrics(baseline_arms())
     ft_forgets = found["finetune"]["forgetting"][1] > 0
     others_less = all(found[m]["forgetting"][0] <= MUCH_LESS * found["finetune"]["forgetting"][0]
                       for m in ("ewc", "packnet"))
@@ -163,13 +166,16 @@ def judge_forgetting() -> dict:
 
 
 def judge_dropout() -> dict:
-    """The full arm beside fine-tuning, GPM, GPM + replay and heterogeneous dropout on GPM + replay: measured (passed
-    is None), with the study's report (tests against the best baseline, rate figures)."""
-    arms = {"finetune": [d for d, _ in finetune_jobs()]}
-    arms |= {arm: [d for d, o in dropout_jobs() if f"+arm={arm}" in o] for arm in DROPOUT_ARMS}
+    """The full arm beside fine-tuning, EWC, PackNet, GPM, GPM + replay and heterogeneous dropout on GPM + replay:
+    measured (passed is None), with the study's report (tests against the best baseline and of learned against fixed
+    rates, rate figures)."""
+    arms = baseline_arms() | {arm: [d for d, o in dropout_jobs() if f"+arm={arm}" in o] for arm in DROPOUT_ARMS}
+    found = metrics(arms)  # first: an unfinished run stops the judgement before any report is written
     report = write_study([d for dirs in arms.values() for d in dirs] + [d for d, _ in single_jobs()],
                          RESULTS / "continual_dropout")
-    return dict(part="dropout", passed=None, confidence=CONFIDENCE, metrics=metrics(arms),
+    with open(report, "a") as f:
+        f.write(f"\nProtocol (benchmarks/continual.py, easy3 at {STEPS_PER_TASK // 1000}k steps per task): {NOTE}.\n")
+    return dict(part="dropout", passed=None, confidence=CONFIDENCE, metrics=found,
                 report=str(report.relative_to(RESULTS.parent)), command="python -m benchmarks.continual dropout",
                 overrides=" ".join(PROTOCOL), note=NOTE)
 
@@ -185,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown part {unknown[0]!r}; valid choices: {', '.join(PARTS)}", file=sys.stderr)
         return 2
     jobs = single_jobs()  # every part needs them (FT's references)
-    jobs += forgetting_jobs() if "forgetting" in parts else finetune_jobs() if "dropout" in parts else []
+    jobs += forgetting_jobs() if {"forgetting", "dropout"} & set(parts) else []  # dropout: its baselines
     jobs += dropout_jobs() if "dropout" in parts else []
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(lambda job: run(*job), jobs))

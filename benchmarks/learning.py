@@ -6,7 +6,7 @@ Three kinds of rule:
   return within a frame budget;
 - measured (`d3g-*`, `qss-*`, `sinckan-*`): no bar; the curves are reported as they are, beside another case's
   (`against`, when set) with a two-sided exact Mann-Whitney test on per-seed AUC, and a train.csv diagnostic (the
-  reach error, the share of inputs outside the Sinc basis's range) as a second panel;
+  evaluation episodes' reach error, the share of inputs outside the Sinc basis's range) as a second panel;
 - fidelity (`flowrl-cartpole`): this agent against the reference implementation's own curves, measured under the
   same protocol (results/learning_flowrl-cartpole.reference.csv): AUC per seed side by side, a one-sided exact
   Mann-Whitney test that this agent is not worse, and a floor well above a non-learning agent (see FIDELITY_RULE).
@@ -57,6 +57,7 @@ class Case:
     seeds: tuple[int, ...] = (0, 1, 2)  # default seeds
     against: str = ""  # measured: the case whose mean curve is drawn beside (it must be run first or together)
     diagnostic: str = ""  # measured: a train.csv column plotted over frames beside the returns
+    diagnostic_of_evaluation: bool = False  # the column describes the latest evaluation: drawn at that evaluation
 
 
 # The fidelity rule. Both parts and their numbers are written into the verdict JSON.
@@ -151,7 +152,8 @@ for task, protocol, note, frames in [("reacher-easy", QSS_PROTOCOL, QSS_NOTE, 15
     for arm, overrides in QSS_ARMS.items():
         CASES[f"{arm}-{short}"] = Case(
             "ideas.qss_chunking.run", (*overrides, f"task={task}", *protocol), rule="measured",
-            against=f"td3-{short}", diagnostic="train/reach_error", note=f"{arm} (n=3 for qss) on {task}, {note}")
+            against=f"td3-{short}", diagnostic="train/reach_error_eval", diagnostic_of_evaluation=True,
+            note=f"{arm} (n=3 for qss) on {task}, {note}")
 
 
 def run_seed(name: str, case: Case, seed: int, threads: int) -> Path:
@@ -265,6 +267,7 @@ def judge_fidelity(name: str, case: Case, run_dirs: list[Path]) -> dict:
         operating_characteristics=operating_characteristics(len(ours_auc), ref_auc, random_auc,
                                                             float(starts.std(ddof=1)), floor),
         env_steps_per_s=[s.get("env_steps_per_s") for s in summaries],
+        devices=[s.get("device") for s in summaries],
         command=f"python -m benchmarks.learning {name} --seeds {' '.join(map(str, curves))}",
         run_overrides=" ".join(case.overrides), reference=f"results/{case.reference}", note=case.note)
     write_curves(name, curves)
@@ -331,6 +334,21 @@ def read_column(run_dir: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([float(r["frame"]) for r in rows]), np.array([float(r[column]) for r in rows])
 
 
+def read_diagnostic(run_dir: Path, case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, values) of the case's diagnostic. An evaluation's column is moved to the frame of the evaluation it
+    describes: a train.csv row is written before its step's evaluation, so it holds the one before; the final
+    evaluation's value is in summary.json (the agent's summary keys drop "train/")."""
+    frames, values = read_column(run_dir, case.diagnostic)
+    if not case.diagnostic_of_evaluation:
+        return frames, values
+    eval_frames, _ = read_curve(run_dir)
+    placed = {float(eval_frames[eval_frames < f].max()): v for f, v in zip(frames, values, strict=True)}
+    final = json.loads((run_dir / "summary.json").read_text()).get(case.diagnostic.removeprefix("train/"))
+    if final is not None:
+        placed[float(eval_frames[-1])] = float(final)
+    return np.array(list(placed)), np.array(list(placed.values()))
+
+
 def compare(case: Case, curves: dict) -> dict:
     """This case's AUC beside its `against` case's (read from that case's written CSV), both over the frames both ran:
     the ratio and a two-sided exact Mann-Whitney test on per-seed AUC (descriptive at 3 seeds: the smallest p is
@@ -361,7 +379,7 @@ def compare(case: Case, curves: dict) -> dict:
 def judge_measured(name: str, case: Case, run_dirs: list[Path]) -> dict:
     """No bar: AUC, best and final returns, the comparison with `against` (if any), and the diagnostic column."""
     curves = {int(d.name.removeprefix("seed")): read_curve(d) for d in run_dirs}
-    diagnostics = {s: read_column(d, case.diagnostic) for s, d in zip(curves, run_dirs, strict=True)
+    diagnostics = {s: read_diagnostic(d, case) for s, d in zip(curves, run_dirs, strict=True)
                    } if case.diagnostic else {}
     summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
     result = dict(
@@ -373,6 +391,7 @@ def judge_measured(name: str, case: Case, run_dirs: list[Path]) -> dict:
         **compare(case, curves), diagnostic=case.diagnostic,
         final_diagnostic_per_seed={s: float(v[-1]) for s, (_, v) in diagnostics.items() if len(v)},
         env_steps_per_s=[s.get("env_steps_per_s") for s in summaries],
+        devices=[s.get("device") for s in summaries],
         command=f"python -m benchmarks.learning {name} --seeds {' '.join(map(str, curves))}",
         run_overrides=" ".join(case.overrides), note=case.note)
     write_curves(name, curves)
@@ -405,7 +424,7 @@ def plot_measured(name: str, case: Case, curves: dict, against: dict, diagnostic
     for seed, (fr, values) in diagnostics.items():
         right.plot(fr, values, lw=1, label=f"seed {seed}")
     right.set_xlabel("environment frames")
-    right.set_ylabel(case.diagnostic)
+    right.set_ylabel(case.diagnostic + (" (at the evaluation's frame)" if case.diagnostic_of_evaluation else ""))
     if all((values > 0).all() for _, values in diagnostics.values()):
         right.set_yscale("log")
     right.grid(alpha=0.3)
@@ -448,6 +467,7 @@ def judge(name: str, case: Case, run_dirs: list[Path]) -> dict:
                   final_return_per_seed={s: float(r[-1]) for s, r in zip(curves, returns, strict=True)},
                   mean_auc=float(np.mean([auc(*c) for c in curves.values()])), **compare(case, curves),
                   env_steps_per_s=[s.get("env_steps_per_s") for s in summaries],
+                  devices=[s.get("device") for s in summaries],
                   command=f"python -m benchmarks.learning {name} --seeds {' '.join(map(str, curves))}",
                   run_overrides=" ".join(case.overrides), note=case.note)
     write_curves(name, curves)

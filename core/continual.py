@@ -256,7 +256,9 @@ class ContinualTrainer(Trainer):
         resumed = self.resume()
         if not resumed:
             self.start_task(0)
-        self.logger.write_summary(status="running", step=self.step, steps=cfg.steps, resumed=resumed)
+        # the machine of this leg; a finished run relaunched to be skipped keeps the record of the one it ran on
+        self.logger.write_summary(status="running", step=self.step, steps=cfg.steps, resumed=resumed,
+                                  device=str(self.device), torch_threads=torch.get_num_threads())
         bar = self._progress_bar()
         evaluated_at = int(float(self.logger.eval_rows[-1]["step"])) if self.logger.eval_rows else 0
         while True:
@@ -441,7 +443,7 @@ def make_trainer(cfg: ContinualConfig, make_agent: Callable[[Any, int, int, torc
     group = cfg.wandb.group or f"{cfg.idea}-{cfg.task}-{cfg.experiment}"
     logger = Logger(run_dir, OmegaConf.to_container(OmegaConf.structured(cfg)), cfg.wandb.mode, cfg.wandb.project,
                     cfg.wandb.entity, group, f"seed{cfg.seed}")
-    logger.write_summary(device=str(device), torch_threads=torch.get_num_threads(), config=identity(cfg))
+    logger.write_summary(config=identity(cfg))  # device and threads: by the trainer, only if it trains
     return ContinualTrainer(cfg, agent, buffer, logger, run_dir, device, eval_envs)
 
 

@@ -73,7 +73,7 @@ def launch(hydra_cfg: DictConfig, schema: type, make_agent: Callable[[Any, int, 
     group = cfg.wandb.group or f"{cfg.idea}-{cfg.task}-{cfg.experiment}"
     logger = Logger(run_dir, OmegaConf.to_container(OmegaConf.structured(cfg)), cfg.wandb.mode, cfg.wandb.project,
                     cfg.wandb.entity, group, f"seed{cfg.seed}")
-    logger.write_summary(device=str(device), torch_threads=torch.get_num_threads(), config=identity(cfg))
+    logger.write_summary(config=identity(cfg))  # device and threads: by the trainer, only if it trains
     return trainer_class(cfg, env, eval_env, agent, buffer, logger, run_dir, device).run()
 
 

@@ -116,7 +116,9 @@ class Trainer:
         resumed = self.resume()
         if not resumed:
             self.start_episode()
-        self.logger.write_summary(status="running", step=self.step, steps=cfg.steps, resumed=resumed)
+        # the machine of this leg; a finished run relaunched to be skipped keeps the record of the one it ran on
+        self.logger.write_summary(status="running", step=self.step, steps=cfg.steps, resumed=resumed,
+                                  device=str(self.device), torch_threads=torch.get_num_threads())
         bar = self._progress_bar()
         evaluated_at = int(float(self.logger.eval_rows[-1]["step"])) if self.logger.eval_rows else -1
         while True:

@@ -1,5 +1,5 @@
 """benchmarks.continual's plan, checked before hours of runs depend on it: every arm and method it names exists, the
-dropout part shares the forgetting part's fine-tuning runs, and a bad part fails in one line before any run."""
+dropout part shares the forgetting part's baseline runs, and a bad part fails in one line before any run."""
 
 import json
 from pathlib import Path
@@ -19,11 +19,13 @@ def test_every_arm_and_method_named_exists():
     assert {"gpm_replay", "heterogeneous_gpm_replay"} <= set(continual.DROPOUT_ARMS)  # ... and its dropout controls
 
 
-def test_run_directories_are_distinct_and_the_dropout_part_reuses_finetune():
+def test_run_directories_are_distinct_and_the_dropout_part_reuses_the_baselines():
     jobs = continual.single_jobs() + continual.forgetting_jobs() + continual.dropout_jobs()
     assert len({d for d, _ in jobs}) == len(jobs) == 9 + 9 + 12
-    assert continual.finetune_jobs() == [j for j in continual.forgetting_jobs() if "method=finetune" in j[1]]
-    assert len(continual.finetune_jobs()) == len(continual.SEEDS)
+    baselines = continual.baseline_arms()  # the dropout part's fine-tuning, EWC and PackNet: the forgetting runs
+    assert list(baselines) == ["finetune", "ewc", "packnet"]
+    assert sorted(d for dirs in baselines.values() for d in dirs) == sorted(d for d, _ in continual.forgetting_jobs())
+    assert all(len(dirs) == len(continual.SEEDS) and all(m in str(d) for d in dirs) for m, dirs in baselines.items())
 
 
 def test_a_bad_part_fails_in_one_line_before_any_run(capsys, monkeypatch):

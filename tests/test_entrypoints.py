@@ -44,10 +44,13 @@ def test_sac_run_writes_design_files_and_wandb_offline(tmp_path):
     assert (tmp_path / ".hydra" / "config.yaml").exists() and (tmp_path / "checkpoint.pt").exists()
     offline = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb")), "a real wandb offline run file"
-    # a complete run is not trained again
-    again = run("core.run", "task=cartpole-swingup", *TINY, "wandb.mode=disabled", f"hydra.run.dir={tmp_path}")
-    assert again.returncode == 0
-    assert json.loads((tmp_path / "summary.json").read_text())["wall_s"] == summary["wall_s"]
+    assert summary["device"] == "cpu" and summary["torch_threads"] == 1
+    # a complete run is not trained again, and relaunching it (here with 2 threads) keeps the record of its machine
+    again = run("core.run", "task=cartpole-swingup", *TINY[:-1], "torch_threads=2", "wandb.mode=disabled",
+                f"hydra.run.dir={tmp_path}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    kept = json.loads((tmp_path / "summary.json").read_text())
+    assert kept["wall_s"] == summary["wall_s"] and kept["torch_threads"] == 1
     # the same directory with other settings is refused, not resumed or overwritten
     config = (tmp_path / ".hydra" / "config.yaml").read_text()
     other = run("core.run", "task=cartpole-swingup", *TINY, "gamma=0.9", "wandb.mode=disabled",

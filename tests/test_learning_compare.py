@@ -30,3 +30,20 @@ def test_a_diverged_run_stops_the_judgement_instead_of_passing_as_a_short_curve(
     (run / "summary.json").write_text('{"status": "diverged", "diverged_at_step": 1000}')
     with pytest.raises(SystemExit, match="seed0 did not finish .status diverged"):
         learning.read_curve(run)
+
+
+def test_an_evaluation_diagnostic_is_drawn_at_the_evaluation_it_describes(tmp_path):
+    # train.csv rows are written before their step's evaluation: the row at frame 20 holds the evaluation at 10 (the
+    # warm-up row at 10 has no update metrics yet); the last evaluation's value is only in summary.json
+    run = tmp_path / "seed0"
+    run.mkdir()
+    (run / "eval.csv").write_text("frame,return\n0,1\n10,2\n20,3\n30,4\n")
+    (run / "train.csv").write_text("frame,train/reach_error_eval\n10,\n20,0.5\n30,0.7\n")
+    (run / "summary.json").write_text('{"status": "complete", "reach_error_eval": 0.9}')
+    case = learning.Case("m", (), rule="measured", note="", diagnostic="train/reach_error_eval",
+                         diagnostic_of_evaluation=True)
+    frames, values = learning.read_diagnostic(run, case)
+    assert frames.tolist() == [10, 20, 30] and values.tolist() == [0.5, 0.7, 0.9]
+    plain = learning.Case("m", (), rule="measured", note="", diagnostic="train/reach_error_eval")
+    frames, values = learning.read_diagnostic(run, plain)  # any other column stays at its row's frame
+    assert frames.tolist() == [20, 30] and values.tolist() == [0.5, 0.7]

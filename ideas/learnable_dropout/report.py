@@ -7,9 +7,12 @@ with 90% bootstrap CIs per arm and sequence, per-task tables and success curves;
 
 - every arm against the best CW baseline of each metric (highest P, lowest F, highest FT among finetune, l2, ewc,
   packnet, replay, gpm without dropout): the difference of means with its 90% bootstrap CI (both arms' runs
-  resampled) and a two-sided exact Mann-Whitney test, Holm-corrected over the arms of one sequence and metric. FT has
-  no per-run value in CW's definition (it normalises after averaging over seeds); the test uses each run's
+  resampled) and a two-sided exact Mann-Whitney test, Holm-corrected over the arms of one sequence and metric, with
+  a line wherever no outcome could reach p < 0.05 and, below FEW_RUNS runs per arm, the intervals' real coverage. FT
+  has no per-run value in CW's definition (it normalises after averaging over seeds); the test uses each run's
   (AUC_i - ref_i) / (1 - ref_i) against the mean reference, whose mean over runs is CW's FT.
+- each arm with learned rates (concrete, learned_prior) against the same method with fixed heterogeneous rates and
+  without dropout, the same way: the idea's own question.
 - per sequence and dropout arm, rates_<sequence>_<arm>.png from each run's dropout_rates.npz: the actor's drop rates
   after each task, per layer (their distribution over units, seeds pooled), and the overlap of the units each task
   keeps: Jaccard of the quarter of units with the lowest rates, between every two tasks (mean over seeds; random
@@ -25,6 +28,7 @@ import json
 import math
 import re
 import sys
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -44,7 +48,7 @@ from core.analysis.continual import (
 )
 from core.analysis.cw_report import ContinualReportSpec, write_report
 from core.analysis.runs import natural_key
-from core.analysis.stats import attainable_holm, holm, mann_whitney
+from core.analysis.stats import attainable_holm, holm, mann_whitney, seeds_needed
 
 GROUP_KEYS = ("method", "dropout", "dropout_scope")
 REFERENCE = {"method": "finetune", "dropout": "none"}
@@ -54,7 +58,10 @@ SPEC = ContinualReportSpec(
     reference=REFERENCE,
 )
 CW_BASELINES = ("finetune", "l2", "ewc", "packnet", "replay", "gpm")
+LEARNED = ("concrete", "learned_prior")  # dropout kinds whose rates are learned ...
+CONTROLS = ("heterogeneous", "none")  # ... and what they are tested against: fixed usage rates, no dropout
 RATES_FILE = "dropout_rates.npz"  # written by ideas.learnable_dropout.agent (not imported: a report needs no torch)
+FEW_RUNS = 10  # below this many runs per arm the report says its bootstrap intervals undercover
 KEPT_FRACTION = 0.25  # a task "keeps" the quarter of units with its lowest drop rates
 CHANCE_JACCARD = KEPT_FRACTION / (2 - KEPT_FRACTION)  # expected Jaccard of two random quarters: 1/7
 
@@ -100,6 +107,37 @@ def difference_ci(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, f
     return float(a.mean() - b.mean()), float(lo), float(hi)
 
 
+def difference_coverage(n: int, m: int, trials: int = 400) -> float:
+    """How often difference_ci covers the true difference of two normal samples of n and m runs: the nominal
+    CONFIDENCE needs many runs (a percentile interval never leaves the range the resampled means can take)."""
+    rng = np.random.default_rng(1)
+    cis = [difference_ci(rng.normal(size=n), rng.normal(size=m), seed=t) for t in range(trials)]
+    return float(np.mean([lo <= 0 <= hi for _, lo, hi in cis]))
+
+
+def test_table(pairs: list[tuple[str, str]], usable: dict[str, np.ndarray], alpha: float = 0.05) -> list[str]:
+    """Markdown table of one Holm family: per (arm, against) the difference of means with its bootstrap CI, the exact
+    two-sided Mann-Whitney p, Holm's p and the smallest Holm p these run counts allow; then, when no row can reach
+    alpha, a line that says so."""
+    tests = [mann_whitney(usable[arm], usable[ref]) for arm, ref in pairs]
+    adjusted = holm(np.array([t.p for t in tests]))
+    floors = attainable_holm([(len(usable[arm]), len(usable[ref])) for arm, ref in pairs],
+                             observed=[t.p for t in tests])
+    rows = []
+    for (arm, ref), test, p_holm, floor in zip(pairs, tests, adjusted, floors, strict=True):
+        diff, lo, hi = difference_ci(usable[arm], usable[ref])
+        rows.append(f"| {arm} | {ref} | {len(usable[arm])} / {len(usable[ref])} | {diff:+.2f} [{lo:+.2f}, {hi:+.2f}] "
+                    f"| {test.p:.3f} | {p_holm:.3f} | {floor:.3f} |")
+    lines = [f"| arm | against | runs | difference [{CONFIDENCE:.0%} CI] | p (Mann-Whitney, exact) | p (Holm) | "
+             "smallest attainable p (Holm) |", "|---|---|---|---|---|---|---|", *rows, ""]
+    if floors.min() >= alpha:
+        need = seeds_needed(len(pairs), alpha)
+        lines += [f"No row can reach p < {alpha:g} with these run counts (smallest attainable Holm p "
+                  f"{floors.min():.2f}): this test cannot show a difference here, and p >= {alpha:g} is not evidence "
+                  f"of none" + (f"; {need} runs per arm would make it possible." if need else "."), ""]
+    return lines
+
+
 def baseline_tests(groups: dict[str, list[SequenceRun]], references: list[SequenceRun]) -> list[str]:
     """Markdown: each arm against the best CW baseline of each metric."""
     values = {arm: per_run_metrics(runs, references) for arm, runs in groups.items()}
@@ -115,19 +153,30 @@ def baseline_tests(groups: dict[str, list[SequenceRun]], references: list[Sequen
             lines += [f"{metric}: no baseline has a value (FT needs single-task reference runs).", ""]
             continue
         best = better(candidates, key=lambda arm: usable[arm].mean())
-        arms = [arm for arm in values if arm != best and len(usable[arm])]
-        tests = [mann_whitney(usable[arm], usable[best]) for arm in arms]
-        adjusted = holm(np.array([t.p for t in tests]))
-        floors = attainable_holm([(len(usable[arm]), len(usable[best])) for arm in arms])
-        rows = []
-        for arm, test, p_holm, floor in zip(arms, tests, adjusted, floors, strict=True):
-            diff, lo, hi = difference_ci(usable[arm], usable[best])
-            rows.append(f"| {arm} | {len(usable[arm])} | {diff:+.2f} [{lo:+.2f}, {hi:+.2f}] | {test.p:.3f} | "
-                        f"{p_holm:.3f} | {floor:.3f} |")
+        pairs = [(arm, best) for arm in values if arm != best and len(usable[arm])]
         lines += [f"**{metric}** against the best baseline, **{best}** (n={len(usable[best])}, mean "
                   f"{usable[best].mean():.2f}; {'higher' if better is max else 'lower'} is better):", "",
-                  "| arm | runs | difference [90% CI] | p (Mann-Whitney, exact) | p (Holm) | smallest attainable "
-                  "p (Holm) |", "|---|---|---|---|---|---|", *rows, ""]
+                  *test_table(pairs, usable)]
+    return lines
+
+
+def control_tests(groups: dict[str, list[SequenceRun]], references: list[SequenceRun]) -> list[str]:
+    """Markdown: each arm with learned rates against the same method with fixed heterogeneous rates and without
+    dropout (any scope), one Holm family per metric: the idea's own question, whatever the best baseline is."""
+    values = {arm: per_run_metrics(runs, references) for arm, runs in groups.items()}
+    pairs = []
+    for arm in values:
+        method, dropout, _ = arm.split("/")
+        if dropout in LEARNED:
+            pairs += [(arm, ref) for control in CONTROLS for ref in values if ref.split("/")[:2] == [method, control]]
+    if not pairs:
+        return []
+    lines = []
+    for metric, better in (("P", "higher"), ("F", "lower"), ("FT", "higher")):
+        usable = {arm: v[metric][np.isfinite(v[metric])] for arm, v in values.items()}
+        family = [(arm, ref) for arm, ref in pairs if len(usable[arm]) and len(usable[ref])]
+        if family:
+            lines += [f"**{metric}** ({better} is better):", "", *test_table(family, usable)]
     return lines
 
 
@@ -184,7 +233,8 @@ def plot_rates(title: str, tasks: list[str], files: list[dict[str, np.ndarray]],
         ax.set_title(f"{layer}: drop rates after each task", fontsize=9)
         ax.set_xlabel("task")
         ax.grid(alpha=0.3)
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # fixed equal rates leave every overlap undefined: a nan cell, not a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
             overlap = np.nanmean(np.stack([kept_overlap(f[f"{layer}.rates"][:done]) for f in files]), axis=0)
         off_diagonal = overlap[~np.eye(done, dtype=bool)]
         means.append(float(np.nanmean(off_diagonal)) if np.isfinite(off_diagonal).any() else math.nan)
@@ -292,15 +342,31 @@ def write_study(run_dirs: list[Path], out: Path) -> Path:
     for r in complete:
         if len(r.tasks) > 1:
             by_sequence[r.name][label(r)].append(r)
+    fewest = min((len(rs) for groups in by_sequence.values() for rs in groups.values()), default=0)
     lines = ["", "## Every arm against the best CW baseline", "",
              f"Differences of means with {CONFIDENCE:.0%} bootstrap CIs ({BOOTSTRAP_REPS} resamples of each arm's "
              f"runs); two-sided exact Mann-Whitney p, Holm-corrected over the arms of a sequence and metric. The last "
              f"column is the smallest Holm p these seed counts allow: where it is above 0.05 no outcome can be "
              f"significant. The best baseline is picked by its mean on these same runs, which flatters it: a "
-             f"difference in an arm's favour is conservative, one against it may be overstated.", ""]
+             f"difference in an arm's favour is conservative, one against it may be overstated. F reads the mean of "
+             f"the last quarter of a task's own window: an arm still learning there shows F < 0 without any backward "
+             f"transfer, and a task never learned shows F near 0; read F beside P.", ""]
+    if 0 < fewest < FEW_RUNS:
+        lines += [f"With as few as {fewest} runs per arm the intervals are descriptive: a percentile bootstrap "
+                  f"interval stays inside the range of the runs' resampled means, and on normal data a difference "
+                  f"interval of {fewest} against {fewest} runs covers the true difference "
+                  f"{difference_coverage(fewest, fewest):.0%} of the time, not {CONFIDENCE:.0%} (the per-arm "
+                  f"intervals above fall short the same way). An interval that excludes 0 is not evidence here.", ""]
     for sequence in sorted(by_sequence, key=natural_key):
         groups = dict(sorted(by_sequence[sequence].items(), key=lambda kv: natural_key(kv[0])))
         lines += [f"### {sequence}", "", *baseline_tests(groups, references)]
+    for sequence in sorted(by_sequence, key=natural_key):
+        groups = dict(sorted(by_sequence[sequence].items(), key=lambda kv: natural_key(kv[0])))
+        if controls := control_tests(groups, references):
+            lines += [f"## Learned rates against their controls on {sequence}", "",
+                      "Each arm with learned rates against the same method with fixed heterogeneous rates (usage "
+                      "prior, not learned) and without dropout: the idea's own question. Same columns and "
+                      "corrections as above (Holm over the pairs of a metric).", "", *controls]
     for sequence in sorted(by_sequence, key=natural_key):
         groups = dict(sorted(by_sequence[sequence].items(), key=lambda kv: natural_key(kv[0])))
         if sizes := basis_sizes(groups):

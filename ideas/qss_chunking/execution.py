@@ -5,8 +5,9 @@ middle of a training episode never disturbs the training chunk being executed. `
 env reset) flushes that stream's queue: a chunk never runs across an episode start.
 
 Reach error: when a chunk was planned towards a proposed state s_hat_{t+n} and all its n actions were executed, the
-next plan starts at the state actually reached, s_{t+n}; ||s_{t+n} - s_hat_{t+n}|| is recorded then (chunks cut by an
-episode end are dropped). The training stream's values include its exploration noise; the evaluation stream's do not.
+next plan starts at the state actually reached, s_{t+n}; ||s_{t+n} - s_hat_{t+n}|| is recorded then. A chunk cut by
+an episode end is dropped, and so is one whose last action ends the episode (no next plan comes to record it). The
+training stream's values include its exploration noise; the evaluation stream's do not.
 """
 
 from __future__ import annotations

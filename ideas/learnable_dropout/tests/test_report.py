@@ -11,7 +11,15 @@ import numpy as np
 import yaml
 
 from core.analysis.continual import SequenceRun
-from ideas.learnable_dropout.report import baseline_tests, kept_overlap, per_run_metrics, start_rates, write_study
+from ideas.learnable_dropout.report import (
+    baseline_tests,
+    control_tests,
+    difference_coverage,
+    kept_overlap,
+    per_run_metrics,
+    start_rates,
+    write_study,
+)
 
 STEPS = np.arange(2, 21, 2)  # two tasks of 10 steps, five evaluations in each window
 
@@ -39,11 +47,33 @@ def test_every_arm_is_tested_against_the_best_baseline_of_each_metric():
     text = "\n".join(baseline_tests(groups, references))
     # 3 identical runs against 3: complete separation, exact two-sided p = 2 / C(6, 3) = 0.1; Holm over two arms 0.2
     assert "**P** against the best baseline, **gpm/none/per_task** (n=3, mean 0.75" in text
-    assert "| gpm+replay/learned_prior/per_task | 3 | +0.15 [+0.15, +0.15] | 0.100 | 0.200 | 0.200 |" in text
+    best_p = "| gpm+replay/learned_prior/per_task | gpm/none/per_task | 3 / 3 | +0.15 [+0.15, +0.15] | 0.100 | 0.200 |"
+    assert best_p + " 0.200 |" in text
     assert "**F** against the best baseline, **gpm/none/per_task** (n=3, mean 0.25; lower is better)" in text
-    assert "| gpm+replay/learned_prior/per_task | 3 | -0.25 [-0.25, -0.25] |" in text
+    assert "| gpm+replay/learned_prior/per_task | gpm/none/per_task | 3 / 3 | -0.25 [-0.25, -0.25] |" in text
     assert "**FT** against the best baseline, **finetune/none/per_task** (n=3, mean 1.00" in text
-    assert "| gpm+replay/learned_prior/per_task | 3 | -0.20 [-0.20, -0.20] |" in text
+    assert "| gpm+replay/learned_prior/per_task | finetune/none/per_task | 3 / 3 | -0.20 [-0.20, -0.20] |" in text
+    # two tests at 3 against 3 can never reach 0.05 (Holm floor 0.2); 5 runs per arm could (2 x 2 / C(10, 5) < 0.05)
+    assert text.count("No row can reach p < 0.05 with these run counts (smallest attainable Holm p 0.20)") == 3
+    assert "; 5 runs per arm would make it possible." in text
+
+
+def test_learned_rates_are_tested_against_fixed_rates_and_no_dropout_of_the_same_method():
+    curves = {"gpm+replay/learned_prior/per_task": ([1] * 10, [0] * 5 + [0.8] * 5),  # P 0.9
+              "gpm+replay/heterogeneous/per_task": ([1] * 10, [0] * 5 + [0.6] * 5),  # P 0.8
+              "gpm+replay/none/per_task": ([1] * 10, [0] * 5 + [0.4] * 5),  # P 0.7
+              "gpm/heterogeneous/per_task": ([1] * 10, [0] * 10)}  # another method: not a control
+    groups = {arm: [run(arm, *c, seed=s) for s in range(3)] for arm, c in curves.items()}
+    text = "\n".join(control_tests(groups, [reference("mw-a"), reference("mw-b")]))
+    learned = "| gpm+replay/learned_prior/per_task"
+    assert f"{learned} | gpm+replay/heterogeneous/per_task | 3 / 3 | +0.10 [+0.10, +0.10] | 0.100 | 0.200 |" in text
+    assert f"{learned} | gpm+replay/none/per_task | 3 / 3 | +0.20 [+0.20, +0.20] | 0.100 | 0.200 |" in text
+    assert "gpm/heterogeneous/per_task |" not in text
+    assert control_tests({k: v for k, v in groups.items() if "learned" not in k}, []) == []  # nothing learned
+
+
+def test_few_runs_make_the_bootstrap_intervals_undercover():
+    assert 0.6 < difference_coverage(3, 3) < 0.85 < difference_coverage(20, 20)  # nominal 0.90
 
 
 def test_the_kept_units_overlap_is_the_jaccard_of_each_tasks_lowest_rates():
