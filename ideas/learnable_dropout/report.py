@@ -38,6 +38,7 @@ from core.analysis import cw_report
 from core.analysis.continual import (
     BOOTSTRAP_REPS,
     CONFIDENCE,
+    LAST_EVALUATIONS,
     SequenceRun,
     average_performance,
     end_of_task_success,
@@ -115,7 +116,7 @@ def difference_coverage(n: int, m: int, trials: int = 400) -> float:
     return float(np.mean([lo <= 0 <= hi for _, lo, hi in cis]))
 
 
-def test_table(pairs: list[tuple[str, str]], usable: dict[str, np.ndarray], alpha: float = 0.05) -> list[str]:
+def comparison_table(pairs: list[tuple[str, str]], usable: dict[str, np.ndarray], alpha: float = 0.05) -> list[str]:
     """Markdown table of one Holm family: per (arm, against) the difference of means with its bootstrap CI, the exact
     two-sided Mann-Whitney p, Holm's p and the smallest Holm p these run counts allow; then, when no row can reach
     alpha, a line that says so."""
@@ -156,7 +157,7 @@ def baseline_tests(groups: dict[str, list[SequenceRun]], references: list[Sequen
         pairs = [(arm, best) for arm in values if arm != best and len(usable[arm])]
         lines += [f"**{metric}** against the best baseline, **{best}** (n={len(usable[best])}, mean "
                   f"{usable[best].mean():.2f}; {'higher' if better is max else 'lower'} is better):", "",
-                  *test_table(pairs, usable)]
+                  *comparison_table(pairs, usable)]
     return lines
 
 
@@ -176,7 +177,7 @@ def control_tests(groups: dict[str, list[SequenceRun]], references: list[Sequenc
         usable = {arm: v[metric][np.isfinite(v[metric])] for arm, v in values.items()}
         family = [(arm, ref) for arm, ref in pairs if len(usable[arm]) and len(usable[ref])]
         if family:
-            lines += [f"**{metric}** ({better} is better):", "", *test_table(family, usable)]
+            lines += [f"**{metric}** ({better} is better):", "", *comparison_table(family, usable)]
     return lines
 
 
@@ -348,9 +349,10 @@ def write_study(run_dirs: list[Path], out: Path) -> Path:
              f"runs); two-sided exact Mann-Whitney p, Holm-corrected over the arms of a sequence and metric. The last "
              f"column is the smallest Holm p these seed counts allow: where it is above 0.05 no outcome can be "
              f"significant. The best baseline is picked by its mean on these same runs, which flatters it: a "
-             f"difference in an arm's favour is conservative, one against it may be overstated. F reads the mean of "
-             f"the last quarter of a task's own window: an arm still learning there shows F < 0 without any backward "
-             f"transfer, and a task never learned shows F near 0; read F beside P.", ""]
+             f"difference in an arm's favour is conservative, one against it may be overstated. F reads a task's "
+             f"success over the last {LAST_EVALUATIONS} evaluations of its own window: an arm still learning there "
+             f"shows F < 0 without any backward transfer, and a task never learned shows F near 0; read F beside P.",
+             ""]
     if 0 < fewest < FEW_RUNS:
         lines += [f"With as few as {fewest} runs per arm the intervals are descriptive: a percentile bootstrap "
                   f"interval stays inside the range of the runs' resampled means, and on normal data a difference "
