@@ -159,6 +159,8 @@ def judge_forgetting() -> dict:
     others_less = all(found[m]["forgetting"][0] <= MUCH_LESS * found["finetune"]["forgetting"][0]
                       for m in ("ewc", "packnet"))
     report = write_study([d for d, _ in forgetting_jobs() + single_jobs()], RESULTS / "continual_easy3")
+    with open(report, "a") as f:
+        f.write(f"\nProtocol (benchmarks/continual.py, easy3 at {STEPS_PER_TASK // 1000}k steps per task): {NOTE}.\n")
     return dict(part="forgetting", passed=bool(ft_forgets and others_less), finetune_forgets=bool(ft_forgets),
                 ewc_packnet_forget_much_less=bool(others_less), much_less=MUCH_LESS, confidence=CONFIDENCE,
                 metrics=found, report=str(report.relative_to(RESULTS.parent)),

@@ -427,8 +427,10 @@ def plot_measured(name: str, case: Case, curves: dict, against: dict, diagnostic
     right.set_ylabel(case.diagnostic + (" (at the evaluation's frame)" if case.diagnostic_of_evaluation else ""))
     if all((values > 0).all() for _, values in diagnostics.values()):
         right.set_yscale("log")
-        for axis in (right.yaxis.set_major_formatter, right.yaxis.set_minor_formatter):
-            axis(lambda y, _: f"{y:g}")  # 2, 3, 5 rather than 2x10^0
+        from matplotlib.ticker import LogFormatter
+
+        right.yaxis.set_major_formatter(lambda y, _: f"{y:g}")  # 1, 10 rather than 10^0, 10^1
+        right.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     right.grid(alpha=0.3)
     if diagnostics:
         right.legend(fontsize=7)

@@ -7,6 +7,7 @@ resumed, and a resume from a copy of the straight run's directory taken in the l
 """
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -96,6 +97,16 @@ def test_hooks_in_order_buffer_emptied_and_truncated_at_each_switch(straight):
     assert ids0 == [[1.0, 0.0]] and ids1 == [[0.0, 1.0]], "the one-hot task id of the task trained"
     # CW's schedule per task: bursts of 50 updates after steps 150, 200, 250 of each task (counted from 0)
     assert summary["status"] == "complete" and summary["step"] == 600 and summary["updates"] == 2 * 3 * 50
+
+
+def test_a_finished_run_relaunched_keeps_the_record_of_its_machine(straight):
+    run_dir, _, summary, _ = straight
+    assert summary["device"] == ("cuda" if torch.cuda.is_available() else "cpu") and summary["torch_threads"] == 1
+    try:
+        again = make_trainer(tiny_config(torch_threads=2), RecordingSAC, run_dir).train()  # finished: returns at once
+    finally:
+        torch.set_num_threads(1)
+    assert again["torch_threads"] == 1 and json.loads((run_dir / "summary.json").read_text())["torch_threads"] == 1
 
 
 def test_one_evaluation_row_per_task_per_evaluation(straight):

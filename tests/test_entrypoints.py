@@ -44,9 +44,10 @@ def test_sac_run_writes_design_files_and_wandb_offline(tmp_path):
     assert (tmp_path / ".hydra" / "config.yaml").exists() and (tmp_path / "checkpoint.pt").exists()
     offline = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb")), "a real wandb offline run file"
-    assert summary["device"] == "cpu" and summary["torch_threads"] == 1
+    assert summary["device"] == ("cuda" if torch.cuda.is_available() else "cpu") and summary["torch_threads"] == 1
     # a complete run is not trained again, and relaunching it (here with 2 threads) keeps the record of its machine
-    again = run("core.run", "task=cartpole-swingup", *TINY[:-1], "torch_threads=2", "wandb.mode=disabled",
+    two_threads = [o for o in TINY if not o.startswith("torch_threads=")] + ["torch_threads=2"]
+    again = run("core.run", "task=cartpole-swingup", *two_threads, "wandb.mode=disabled",
                 f"hydra.run.dir={tmp_path}")
     assert again.returncode == 0, again.stderr[-3000:]
     kept = json.loads((tmp_path / "summary.json").read_text())

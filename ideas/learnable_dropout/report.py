@@ -367,8 +367,10 @@ def write_study(run_dirs: list[Path], out: Path) -> Path:
         if controls := control_tests(groups, references):
             lines += [f"## Learned rates against their controls on {sequence}", "",
                       "Each arm with learned rates against the same method with fixed heterogeneous rates (usage "
-                      "prior, not learned) and without dropout: the idea's own question. Same columns and "
-                      "corrections as above (Holm over the pairs of a metric).", "", *controls]
+                      "prior, not learned) and without dropout: the idea's own question. The fixed arm also "
+                      "differs in task 0 (no dropout, where learned rates start at dropout_init), its hard masks "
+                      "and the absence of Gal's regulariser, so a difference is not learning's alone. Same columns "
+                      "and corrections as above (Holm over the pairs of a metric).", "", *controls]
     for sequence in sorted(by_sequence, key=natural_key):
         groups = dict(sorted(by_sequence[sequence].items(), key=lambda kv: natural_key(kv[0])))
         if sizes := basis_sizes(groups):

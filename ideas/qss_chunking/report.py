@@ -11,6 +11,7 @@ error of each evaluation over training. Imports no torch.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import sys
 from collections import defaultdict
@@ -55,14 +56,26 @@ def arm_label(config: dict) -> str:
 
 
 def reach_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(frames, evaluation-stream reach error) from train.csv (empty when the run has none)."""
-    path = run_dir / "train.csv"
-    if not path.is_file():
-        return np.zeros(0), np.zeros(0)
-    with path.open(newline="") as f:
-        rows = [(r.get("frame"), r.get("train/reach_error_eval")) for r in csv.DictReader(f)]
-    points = [(float(a), float(b)) for a, b in rows if a not in (None, "") and b not in (None, "")]
-    points = [(a, b) for a, b in points if math.isfinite(b)]
+    """(frames, evaluation-stream reach error) per evaluation (empty when the run has none). A train.csv row is
+    written before its step's evaluation, so it holds the evaluation before it: each value goes to that evaluation's
+    frame, and the final evaluation's value comes from summary.json."""
+    def rows(name: str) -> list[dict]:
+        if not (run_dir / name).is_file():
+            return []
+        with (run_dir / name).open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    eval_frames = np.array([float(r["frame"]) for r in rows("eval.csv")])
+    placed = {}
+    for r in rows("train.csv"):
+        value, frame = r.get("train/reach_error_eval"), float(r.get("frame") or "nan")
+        if value not in (None, "") and (before := eval_frames[eval_frames < frame]).size:
+            placed[float(before.max())] = float(value)
+    summary = run_dir / "summary.json"
+    final = json.loads(summary.read_text()).get("reach_error_eval") if summary.is_file() else None
+    if final is not None and eval_frames.size:
+        placed[float(eval_frames[-1])] = float(final)
+    points = [(a, b) for a, b in placed.items() if math.isfinite(b)]
     return np.array([a for a, _ in points]), np.array([b for _, b in points])
 
 
@@ -168,7 +181,8 @@ def report(argv: list[str]) -> int:
                  "the latest training batch; the reach error ||s_{t+n} - proposed s_{t+n}|| over the chunks executed "
                  "in the final evaluation (no exploration noise) and, dashed, over the last 100 training chunks "
                  "(with it). Chunks cut by an episode end are not measured. The last panel: the reach error of each "
-                 "evaluation (train.csv `train/reach_error_eval`), mean over seeds.", ""]
+                 "evaluation (train.csv `train/reach_error_eval`, drawn at the evaluation it describes), mean over "
+                 "seeds.", ""]
         with open(out / "report.md", "a") as f:
             f.write("\n".join(lines) + "\n")
     return 0

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 import ideas.qss_chunking.run  # noqa: F401  (registers the schema the configs compose with)
 from core.config import freeze
 from ideas.qss_chunking.config import ChunkingConfig, validate
-from ideas.qss_chunking.report import report
+from ideas.qss_chunking.report import reach_curve, report
 
 ROOT = Path(__file__).resolve().parents[3]
 CONF = ROOT / "ideas" / "qss_chunking" / "conf"
@@ -54,6 +54,10 @@ def test_a_short_qss_gru_run_logs_its_diagnostics_and_reports_them(tmp_path):
     assert "decoder_error_step4" not in summary
     rows = list(csv.DictReader(open(run_dir / "train.csv")))
     assert {f"train/{k}" for k in keys} <= set(rows[-1]) and float(rows[-1]["train/reach_error_eval"]) > 0
+    frames, reach = reach_curve(run_dir)  # each evaluation's value at its own frame, the last one from summary.json
+    eval_frames = [float(r["frame"]) for r in csv.DictReader(open(run_dir / "eval.csv"))]
+    assert len(frames) >= 2 and set(frames) <= set(eval_frames) and frames[-1] == eval_frames[-1]
+    assert reach[-1] == pytest.approx(summary["reach_error_eval"])
 
     out_dir = tmp_path / "report"
     assert report([str(run_dir), "--out", str(out_dir)]) == 0
