@@ -21,8 +21,10 @@ Three parts, one protocol (PROTOCOL; Meta-World v3, never tabled beside the pape
     python -m benchmarks.continual                  # all parts (single first: FT reads its runs)
     python -m benchmarks.continual single --jobs 2
 
-Runs live in results/runs/continual/<part>/<arm>/seed<k> (not committed) and resume if interrupted: re-running the
-command only finishes what is missing. Budgets are in the run names (easy3@50k, mw-faucet-close@50k), never "CW10".
+Runs live in results/runs/continual/<part>/<arm>/seed<k> and resume if interrupted: re-running the command only
+finishes what is missing. Their records (summary.json, eval.csv, train.csv, the config, the dropout rates) are
+committed, so a clean clone skips finished runs and judges again; checkpoints and logs are not (.gitignore).
+Budgets are in the run names (easy3@50k, mw-faucet-close@50k), never "CW10".
 """
 
 from __future__ import annotations

@@ -20,8 +20,10 @@ Three kinds of rule:
     python -m benchmarks.learning sinckan-sinc-cartpole sinckan-linear-cartpole    # ideas/sinckan_critic, and
     python -m benchmarks.learning sinckan-{linear_matched,fourier}-cartpole sinckan-{sinc,linear,...}-pendulum
 
-Runs live in benchmarks/results/runs/<case>/seed<k> (not committed) and resume if interrupted: re-running the
-command only finishes what is missing. Thresholds count environment frames (frames = agent steps * action_repeat).
+Runs live in benchmarks/results/runs/<case>/seed<k> and resume if interrupted: re-running the command only finishes
+what is missing. Their records (summary.json, eval.csv, train.csv, the config) are committed, so a clean clone skips
+finished seeds and judges again; checkpoints and logs are not (.gitignore).
+Thresholds count environment frames (frames = agent steps * action_repeat).
 """
 
 from __future__ import annotations

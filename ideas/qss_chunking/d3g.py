@@ -41,7 +41,7 @@ class D3G:
         self.inverse_opt = torch.optim.Adam(self.inverse.parameters(), lr=cfg.lr, fused=True)
         self.forward_opt = torch.optim.Adam(self.forward_model.parameters(), lr=cfg.lr, fused=True)
         self.updates = 0
-        self.open_loop = OpenLoop(cfg.exploration_noise, device)
+        self.open_loop = OpenLoop(cfg.exploration_noise, cfg.horizon, device)
         self.diagnostics: dict[str, torch.Tensor] = {}  # the latest update's model errors, for summary()
 
     def invert(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:

@@ -18,18 +18,21 @@ import torch
 
 # plan(obs (B, obs_dim)) -> (actions (B, n, act_dim), proposed s_{t+n} (B, obs_dim) or None when the agent has none)
 Plan = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
-REACH_WINDOW = 100  # train.csv's training-stream reach error: the mean over the latest this many executed chunks
+# train.csv's training-stream reach error: the mean over the chunks executed in about the latest this many agent
+# steps (300 // n chunks), so that every horizon averages the same stretch of experience
+REACH_WINDOW_STEPS = 300
 
 
 class OpenLoop:
     """Action queues per stream, per-action exploration noise, and reach-error bookkeeping (no host syncs)."""
 
-    def __init__(self, exploration_noise: float, device: torch.device) -> None:
+    def __init__(self, exploration_noise: float, horizon: int, device: torch.device) -> None:
         self.exploration_noise = exploration_noise
+        self.reach_window = max(1, REACH_WINDOW_STEPS // horizon)  # training-stream chunks averaged
         self.chunk: dict[bool, torch.Tensor | None] = {True: None, False: None}  # (B, n, act_dim) being executed
         self.position = {True: 0, False: 0}  # index of the next action to execute in that chunk
         self.proposed: dict[bool, torch.Tensor | None] = {True: None, False: None}  # where the chunk should lead
-        self.reach_recent = torch.zeros(REACH_WINDOW, device=device)  # training stream, a ring
+        self.reach_recent = torch.zeros(self.reach_window, device=device)  # training stream, a ring
         self.reach_recorded = 0  # training-stream chunks measured so far
         self.reach_eval_sum = torch.zeros((), device=device)  # evaluation stream, since the evaluation began
         self.reach_eval_count = 0
@@ -66,7 +69,7 @@ class OpenLoop:
 
     def _record(self, explore: bool, reach: torch.Tensor) -> None:
         if explore:
-            self.reach_recent[self.reach_recorded % REACH_WINDOW] = reach
+            self.reach_recent[self.reach_recorded % self.reach_window] = reach
             self.reach_recorded += 1
         else:
             self.reach_eval_sum += reach
@@ -76,7 +79,7 @@ class OpenLoop:
         """train.csv columns: mean reach error of the latest training chunks and of the latest evaluation."""
         out = {}
         if self.reach_recorded:
-            out["train/reach_error"] = self.reach_recent[:min(self.reach_recorded, REACH_WINDOW)].mean()
+            out["train/reach_error"] = self.reach_recent[:min(self.reach_recorded, self.reach_window)].mean()
         if self.reach_eval_count:
             out["train/reach_error_eval"] = self.reach_eval_sum / self.reach_eval_count
         return out

@@ -179,10 +179,10 @@ def report(argv: list[str]) -> int:
                  "Per run, from summary.json: the decoder's MSE on each step a_{t+i-1} of the chunk and the forward "
                  "model's MSE on s_{t+n} - s_t (it predicts the chunk's end only, so it has one value per n), both on "
                  "the latest training batch; the reach error ||s_{t+n} - proposed s_{t+n}|| over the chunks executed "
-                 "in the final evaluation (no exploration noise) and, dashed, over the last 100 training chunks "
-                 "(with it). Chunks cut by an episode end are not measured. The last panel: the reach error of each "
-                 "evaluation (train.csv `train/reach_error_eval`, drawn at the evaluation it describes), mean over "
-                 "seeds.", ""]
+                 "in the final evaluation (no exploration noise) and, dashed, over the training chunks of the last "
+                 "300 agent steps (with it). Chunks cut by an episode end are not measured. The last panel: the "
+                 "reach error of each evaluation (train.csv `train/reach_error_eval`, drawn at the evaluation it "
+                 "describes), mean over seeds.", ""]
         with open(out / "report.md", "a") as f:
             f.write("\n".join(lines) + "\n")
     return 0

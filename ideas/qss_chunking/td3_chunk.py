@@ -37,7 +37,7 @@ class ChunkTD3:
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=True)
         self.updates = 0
-        self.open_loop = OpenLoop(cfg.exploration_noise, device)
+        self.open_loop = OpenLoop(cfg.exploration_noise, cfg.horizon, device)
 
     def plan(self, obs: torch.Tensor) -> tuple[torch.Tensor, None]:
         """The actor's chunk (B, n, act_dim) from s_t; no proposed state."""

@@ -12,7 +12,7 @@ from core.envs import make_env
 from core.logger import Logger
 from core.trainer import Trainer
 from ideas.qss_chunking.config import ChunkingConfig
-from ideas.qss_chunking.execution import OpenLoop
+from ideas.qss_chunking.execution import REACH_WINDOW_STEPS, OpenLoop
 from ideas.qss_chunking.qss import QSS
 
 N = 3
@@ -71,7 +71,7 @@ def test_chunks_execute_in_order_and_each_stream_keeps_its_own_queue(tmp_path, d
 
 
 def test_exploration_noise_is_drawn_per_action_and_the_reach_error_is_measured_on_executed_chunks():
-    loop = OpenLoop(exploration_noise=0.1, device=CPU)
+    loop = OpenLoop(exploration_noise=0.1, horizon=N, device=CPU)
     chunk = torch.zeros(1, N, 2)
     target = torch.tensor([[3.0, 4.0]])
     plan_calls = []
@@ -97,3 +97,16 @@ def test_exploration_noise_is_drawn_per_action_and_the_reach_error_is_measured_o
     loop.act(torch.tensor([[3.0, 1.0]]), False, plan)  # 3 short of the target, with no noise
     assert_close(loop.metrics()["train/reach_error_eval"], torch.tensor(3.0))
     assert loop.pending(False) == N - 1 and loop.pending(True) == N - 1  # the streams never share a queue
+
+
+@pytest.mark.parametrize("horizon", [1, 3, 5])
+def test_the_training_reach_error_averages_the_same_agent_steps_at_every_horizon(horizon):
+    loop = OpenLoop(exploration_noise=0.0, horizon=horizon, device=CPU)
+    window = REACH_WINDOW_STEPS // horizon  # chunks
+    target = torch.zeros(1, 2)
+    chunks = window + 7
+    for k in range(chunks + 1):  # chunk k starts at (k, 0): the chunk before it ended k away from its target 0
+        for _ in range(horizon):
+            loop.act(torch.tensor([[float(k), 0.0]]), True, lambda obs: (torch.zeros(1, horizon, 2), target))
+    recorded = torch.arange(1, chunks + 1, dtype=torch.float32)
+    assert_close(loop.metrics()["train/reach_error"], recorded[-window:].mean())
