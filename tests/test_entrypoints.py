@@ -45,13 +45,18 @@ def test_sac_run_writes_design_files_and_wandb_offline(tmp_path):
     offline = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb")), "a real wandb offline run file"
     assert summary["device"] == ("cuda" if torch.cuda.is_available() else "cpu") and summary["torch_threads"] == 1
-    # a complete run is not trained again, and relaunching it (here with 2 threads) keeps the record of its machine
+    # a complete run is not trained again, even from its committed record alone (a clean clone of the benchmarks has no
+    # checkpoint or replay), and relaunching it (here with 2 threads) keeps the record of its machine
+    (tmp_path / "checkpoint.pt").unlink()
+    shutil.rmtree(tmp_path / "replay", ignore_errors=True)
+    curve = (tmp_path / "eval.csv").read_text()
     two_threads = [o for o in TINY if not o.startswith("torch_threads=")] + ["torch_threads=2"]
     again = run("core.run", "task=cartpole-swingup", *two_threads, "wandb.mode=disabled",
                 f"hydra.run.dir={tmp_path}")
     assert again.returncode == 0, again.stderr[-3000:]
     kept = json.loads((tmp_path / "summary.json").read_text())
     assert kept["wall_s"] == summary["wall_s"] and kept["torch_threads"] == 1
+    assert (tmp_path / "eval.csv").read_text() == curve and not (tmp_path / "checkpoint.pt").exists()
     # the same directory with other settings is refused, not resumed or overwritten
     config = (tmp_path / ".hydra" / "config.yaml").read_text()
     other = run("core.run", "task=cartpole-swingup", *TINY, "gamma=0.9", "wandb.mode=disabled",

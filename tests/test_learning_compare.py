@@ -1,5 +1,7 @@
 """benchmarks.learning's comparison of two cases: AUC only over the frames both ran, never a longer run's tail."""
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,19 @@ def test_an_evaluation_diagnostic_is_drawn_at_the_evaluation_it_describes(tmp_pa
     plain = learning.Case("m", (), rule="measured", note="", diagnostic="train/reach_error_eval")
     frames, values = learning.read_diagnostic(run, plain)  # any other column stays at its row's frame
     assert frames.tolist() == [20, 30] and values.tolist() == [0.5, 0.7]
+
+
+RECORD = ("summary.json", "eval.csv", "train.csv", ".hydra/config.yaml", "dropout_rates.npz")
+NOT_RECORD = ("checkpoint.pt", "replay/0-5000.pt", "wandb/run.wandb")
+
+
+def test_a_benchmark_runs_record_is_committed_and_its_checkpoint_is_not():
+    """.gitignore keeps each run's record (a clean clone skips and re-judges finished runs) and drops the rest."""
+    root = learning.ROOT
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    run_dir = "benchmarks/results/runs/some-case/seed0"
+    paths = [f"{run_dir}/{name}" for name in RECORD + NOT_RECORD] + [f"{run_dir}.log"]
+    out = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=root, capture_output=True, text=True)
+    ignored = set(out.stdout.split())
+    assert ignored == {f"{run_dir}/{name}" for name in NOT_RECORD} | {f"{run_dir}.log"}, out.stderr
